@@ -1,0 +1,100 @@
+# shellcheck shell=bash
+# Helpers shared by the harness scripts: paths, messages, the base record
+# and the one definition of how the series is exported from the work tree.
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+patches_dir="$top/patches"
+build_dir="$top/build"
+tree="$build_dir/linux"
+
+# The branch the series lives on in $tree, and the tag of the base import.
+series_branch=series
+base_tag=base
+
+# Settings from the user's or the system's git configuration must not
+# change the exported text.
+export GIT_CONFIG_NOSYSTEM=1
+
+# A sub-make's flags (jobserver, ARCH=...) must not leak into kernel builds.
+unset MAKEFLAGS MFLAGS MAKELEVEL
+
+prog=$(basename "$0" .sh)
+
+die() {
+	echo "$prog: error: $*" >&2
+	exit 1
+}
+
+warn() {
+	echo "$prog: warning: $*" >&2
+}
+
+note() {
+	echo "$prog: $*"
+}
+
+# base_key KEY: the value of KEY in the BASE file.
+base_key() {
+	local v
+	v=$(sed -n "s/^$1=//p" "$top/BASE")
+	[ -n "$v" ] || die "BASE has no '$1=' line"
+	echo "$v"
+}
+
+# installed_base_version: the version of the base package on this machine.
+installed_base_version() {
+	local pkg
+	pkg=$(base_key package)
+	dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null ||
+		die "$pkg is not installed (run: make deps)"
+}
+
+tgit() {
+	git -C "$tree" "$@"
+}
+
+# series_list: the patch files named by patches/series, in order.
+series_list() {
+	if [ ! -f "$patches_dir/series" ]; then
+		if compgen -G "$patches_dir/*.patch" >/dev/null; then
+			die "patches/ holds patches but no series file"
+		fi
+		return 0
+	fi
+	sed -e 's/#.*//' -e 's/[[:space:]]*$//' "$patches_dir/series" | grep -v '^$' || true
+}
+
+# format_series OUTDIR: write the series held by $tree (base..series) to
+# OUTDIR as format-patch files with a cover letter, and a quilt series
+# file. The text depends only on the commits and the branch description:
+# zero commit ids, no signature, fixed abbreviation, and the cover letter
+# dated and signed as the tip commit's author.
+format_series() {
+	local out=$1 n ident
+	n=$(tgit rev-list --count "$base_tag..$series_branch")
+	mkdir -p "$out"
+	[ "$n" -gt 0 ] || return 0
+	mapfile -t ident < <(tgit log -1 --format='%an%n%ae%n%aI' "$series_branch")
+	GIT_CONFIG_GLOBAL=/dev/null \
+	GIT_COMMITTER_NAME=${ident[0]} GIT_COMMITTER_EMAIL=${ident[1]} \
+	GIT_COMMITTER_DATE=${ident[2]} \
+		tgit -c core.abbrev=12 format-patch --quiet --zero-commit \
+			--no-signature --cover-letter \
+			--cover-from-description=subject \
+			-o "$out" "$base_tag..$series_branch" ||
+		die "git format-patch failed in $tree"
+	(cd "$out" && find . -maxdepth 1 -name '*.patch' ! -name '0000-cover-letter.patch' \
+		-printf '%f\n' | LC_ALL=C sort) > "$out/series"
+}
+
+# dir_digest DIR: one checksum over the names and contents of DIR's files.
+dir_digest() {
+	(cd "$1" && find . -maxdepth 1 -type f -printf '%f\0' | LC_ALL=C sort -z |
+		xargs -0r sha256sum) | sha256sum | cut -d' ' -f1
+}
+
+# The digest of patches/ as of the last make tree or make export: lets
+# make tree tell a changed series (rebuild) from local work (keep).
+synced_digest_file() {
+	echo "$tree/.git/series-synced"
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# make kunit ARCH=...: build the series kernel in build/linux with the
+# series' kunitconfigs through kunit.py, then boot it under QEMU once per
+# run listed in kunit/ARCH.conf. One line per run; ends with the total.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+arch=${1:?usage: run-kunit.sh ARCH}
+conf="$top/kunit/$arch.conf"
+[ -f "$conf" ] || die "no kunit/$arch.conf: KUnit runs exist for $(find "$top/kunit" -name '*.conf' -printf '%f\n' | sed 's/\.conf$//' | sort | paste -sd' ')"
+[ -d "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
+
+kunit_arch='' cross_compile='' qemu_args=''
+kunitconfigs=() kconfig_add=() log_expect=() runs=()
+# shellcheck source=../kunit/x86_64.conf
+. "$conf"
+
+out="$build_dir/kunit/$arch"
+mkdir -p "$out"
+
+common=(--arch="$kunit_arch" --build_dir="$out")
+[ -z "$cross_compile" ] || common+=(--cross_compile="$cross_compile")
+for k in "${kunitconfigs[@]}"; do
+	[ -f "$tree/$k" ] || die "kunit/$arch.conf names $k, which build/linux does not have"
+	common+=(--kunitconfig="$k")
+done
+for k in "${kconfig_add[@]}"; do
+	common+=(--kconfig_add="$k")
+done
+if command -v ccache >/dev/null; then
+	# Paths below the project are hashed relative to it, so a fresh clone
+	# of the project reuses what an earlier one compiled.
+	export CCACHE_BASEDIR="$top"
+	common+=(--make_options="CC=ccache ${cross_compile}gcc")
+fi
+
+# Debian's python3 runs kunit.py, whatever python3 comes first in PATH.
+kunit_py=(/usr/bin/python3 "$tree/tools/testing/kunit/kunit.py")
+
+passed=0 failed=0 skipped=0
+
+note "building $arch kernel in ${out#"$top"/} ..."
+start=$SECONDS
+if ! (cd "$tree" && "${kunit_py[@]}" build "${common[@]}" --jobs="$(nproc)") \
+	>"$out/build.log" 2>&1; then
+	tail -n 40 "$out/build.log" >&2
+	echo "FAIL kunit $arch: build failed (log: ${out#"$top"/}/build.log)"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+note "built in $((SECONDS - start)) s"
+
+for run in "${runs[@]}"; do
+	IFS='|' read -r name run_qemu_args expect <<<"$run"
+	log="$out/$name.log"
+	start=$SECONDS
+	rc=0
+	(cd "$tree" && "${kunit_py[@]}" exec "${common[@]}" \
+		--qemu_args="$qemu_args $run_qemu_args") >"$log" 2>&1 || rc=$?
+	cp "$out/test.log" "$out/$name.kernel.log" 2>/dev/null || : >"$out/$name.kernel.log"
+
+	summary=$(grep -o 'Ran [0-9]* tests:.*' "$log" | tail -n 1 || true)
+	count() { grep -o "$1: [0-9]*" <<<"$summary" | grep -o '[0-9]*$' || echo 0; }
+	p=$(count passed) f=$(count failed) c=$(count crashed) s=$(count skipped) e=$(count errors)
+
+	problems=()
+	[ "$rc" -eq 0 ] || problems+=("kunit.py exit $rc")
+	[ -n "$summary" ] || problems+=("no test results")
+	[ $((f + c + e)) -eq 0 ] || problems+=("$f failed, $c crashed, $e errors")
+	for want in "$expect" "${log_expect[@]}"; do
+		grep -qF -- "$want" "$out/$name.kernel.log" ||
+			problems+=("kernel log lacks \"$want\"")
+	done
+
+	passed=$((passed + p))
+	skipped=$((skipped + s))
+	failed=$((failed + f + c + e))
+	secs=$((SECONDS - start))
+	if [ "${#problems[@]}" -eq 0 ]; then
+		echo "ok   kunit $arch $name: $p passed, $s skipped [$expect] (${secs} s)"
+	else
+		[ $((f + c + e)) -gt 0 ] || failed=$((failed + 1))
+		grep -E 'FAILED|CRASHED|ERROR|Expected|not ok' "$log" | head -n 40 >&2 || true
+		echo "FAIL kunit $arch $name: $(printf '%s; ' "${problems[@]}")(logs: ${log#"$top"/}, ${out#"$top"/}/$name.kernel.log)"
+	fi
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
