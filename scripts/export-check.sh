@@ -5,7 +5,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-[ -d "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
+[ -e "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
 
 now=$(mktemp -d)
 trap 'rm -rf "$now"' EXIT

@@ -5,7 +5,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-[ -d "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
+[ -e "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
 [ "$(tgit symbolic-ref --short HEAD 2>/dev/null || true)" = "$series_branch" ] ||
 	die "build/linux is not on branch '$series_branch': check it out before exporting"
 dirty=$(tgit status --porcelain)

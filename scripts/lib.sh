@@ -3,9 +3,10 @@
 # and the one definition of how the series is exported from the work tree.
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-patches_dir="$top/patches"
 build_dir="$top/build"
-tree="$build_dir/linux"
+# The tests point these at scratch copies; nothing else sets them.
+patches_dir=${SERIES_PATCHES:-$top/patches}
+tree=${SERIES_TREE:-$build_dir/linux}
 
 # The branch the series lives on in $tree, and the tag of the base import.
 series_branch=series
@@ -14,6 +15,10 @@ base_tag=base
 # Settings from the user's or the system's git configuration must not
 # change the exported text.
 export GIT_CONFIG_NOSYSTEM=1
+
+# Debian's python3 first: kernel tools (kunit.py, spdxcheck.py via
+# checkpatch.pl) use the Debian packages make deps installs for it.
+export PATH="/usr/bin:$PATH"
 
 # A sub-make's flags (jobserver, ARCH=...) must not leak into kernel builds.
 unset MAKEFLAGS MFLAGS MAKELEVEL

@@ -9,7 +9,7 @@ set -euo pipefail
 arch=${1:?usage: run-kunit.sh ARCH}
 conf="$top/kunit/$arch.conf"
 [ -f "$conf" ] || die "no kunit/$arch.conf: KUnit runs exist for $(find "$top/kunit" -name '*.conf' -printf '%f\n' | sed 's/\.conf$//' | sort | paste -sd' ')"
-[ -d "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
+[ -e "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
 
 kunit_arch='' cross_compile='' qemu_args=''
 kunitconfigs=() kconfig_add=() log_expect=() runs=()
@@ -35,8 +35,7 @@ if command -v ccache >/dev/null; then
 	common+=(--make_options="CC=ccache ${cross_compile}gcc")
 fi
 
-# Debian's python3 runs kunit.py, whatever python3 comes first in PATH.
-kunit_py=(/usr/bin/python3 "$tree/tools/testing/kunit/kunit.py")
+kunit_py=(python3 "$tree/tools/testing/kunit/kunit.py")
 
 passed=0 failed=0 skipped=0
 

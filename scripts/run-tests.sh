@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# make test: every check of the project, stage by stage: checkpatch on each
+# patch, the workspace's own tests, and the KUnit runs of every
+# architecture in kunit/. Prints each stage's lines, the time of each
+# stage, and ends with the total "N passed, N failed".
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+stages=("checkpatch|$top/scripts/check-patches.sh"
+	"workspace|$top/scripts/test-workspace.sh")
+while read -r conf; do
+	arch=$(basename "$conf" .conf)
+	stages+=("kunit $arch|$top/scripts/run-kunit.sh $arch")
+done < <(find "$top/kunit" -name '*.conf' | LC_ALL=C sort)
+
+passed=0 failed=0 times=()
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for stage in "${stages[@]}"; do
+	name=${stage%%|*}
+	read -ra cmd <<<"${stage#*|}"
+	echo "== $name"
+	start=$SECONDS
+	rc=0
+	"${cmd[@]}" 2>&1 | tee "$log" || rc=$?
+	times+=("$(printf '%-16s %5d s' "$name" $((SECONDS - start)))")
+	total=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
+	if [ -z "$total" ]; then
+		echo "FAIL $name: exited $rc without a result line"
+		failed=$((failed + 1))
+		continue
+	fi
+	p=${total%% passed*}
+	f=${total#*passed, }
+	f=${f%% failed*}
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "FAIL $name: exited $rc"
+		failed=$((failed + 1))
+	fi
+done
+
+echo "== stage times"
+printf '%s\n' "${times[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
