@@ -26,5 +26,5 @@ export-check:
 kunit: tree
 	@scripts/run-kunit.sh $(ARCH)
 
-test: tree
+test: deps
 	@scripts/run-tests.sh
