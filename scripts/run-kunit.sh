@@ -12,7 +12,7 @@ conf="$top/kunit/$arch.conf"
 [ -e "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
 
 kunit_arch='' cross_compile='' qemu_args=''
-kunitconfigs=() kconfig_add=() log_expect=() runs=()
+kunitconfigs=() kconfig_add=() log_expect=() log_reject=() runs=()
 # shellcheck source=../kunit/x86_64.conf
 . "$conf"
 
@@ -55,8 +55,9 @@ for run in "${runs[@]}"; do
 	log="$out/$name.log"
 	start=$SECONDS
 	rc=0
-	(cd "$tree" && "${kunit_py[@]}" exec "${common[@]}" \
-		--qemu_args="$qemu_args $run_qemu_args") >"$log" 2>&1 || rc=$?
+	boot=()
+	[ -z "$qemu_args$run_qemu_args" ] || boot=(--qemu_args="$qemu_args $run_qemu_args")
+	(cd "$tree" && "${kunit_py[@]}" exec "${common[@]}" "${boot[@]}") >"$log" 2>&1 || rc=$?
 	cp "$out/test.log" "$out/$name.kernel.log" 2>/dev/null || : >"$out/$name.kernel.log"
 
 	summary=$(grep -o 'Ran [0-9]* tests:.*' "$log" | tail -n 1 || true)
@@ -70,6 +71,11 @@ for run in "${runs[@]}"; do
 	for want in "$expect" "${log_expect[@]}"; do
 		grep -qF -- "$want" "$out/$name.kernel.log" ||
 			problems+=("kernel log lacks \"$want\"")
+	done
+	for bad in "${log_reject[@]}"; do
+		if hit=$(grep -m1 -E -- "$bad" "$out/$name.kernel.log"); then
+			problems+=("kernel log has \"$hit\"")
+		fi
 	done
 
 	passed=$((passed + p))
