@@ -83,7 +83,7 @@ for run in "${runs[@]}"; do
 	failed=$((failed + f + c + e))
 	secs=$((SECONDS - start))
 	if [ "${#problems[@]}" -eq 0 ]; then
-		echo "ok   kunit $arch $name: $p passed, $s skipped [$expect] (${secs} s)"
+		echo "ok   kunit $arch $name: $p passed, $s skipped${expect:+ [$expect]} (${secs} s)"
 	else
 		[ $((f + c + e)) -gt 0 ] || failed=$((failed + 1))
 		grep -E 'FAILED|CRASHED|ERROR|Expected|not ok' "$log" | head -n 40 >&2 || true
