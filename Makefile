@@ -4,10 +4,11 @@
 #                             series' KUnit suites under QEMU
 #   make test                 every check (what .ci/run runs)
 #   make tree | export | export-check   the developer workflow
+#   make bench-vmap           riscv flush_cache_vmap() benchmark (slow; not in test)
 
 ARCH ?= x86_64
 
-.PHONY: all deps tree export export-check kunit test
+.PHONY: all deps tree export export-check kunit test bench-vmap
 
 all: kunit
 
@@ -28,3 +29,6 @@ kunit: tree
 
 test: deps
 	@scripts/run-tests.sh
+
+bench-vmap: tree
+	@scripts/bench-vmap.sh
