@@ -236,7 +236,7 @@ Variants, all the series tip:
 - B: flush_cache_vmap() with the global flush (reverts "riscv: flush kernel TLB ranges by address up to a threshold")
 - C: flush_cache_vmap() with the ranged flush: the series
 
-Target: C/A at most $target on every test.
+Target: C/A at most $target on every test. Where the time goes: bench/README.md.
 
 $report
 
