@@ -71,11 +71,9 @@ prepare_variant() {
 	fi
 
 	mkdir -p "$obj"
-	local mk=(make -C "$src" O="$obj" ARCH=riscv CROSS_COMPILE="$cross")
-	if command -v ccache >/dev/null; then
-		export CCACHE_BASEDIR="$top"
-		mk+=(CC="ccache ${cross}gcc")
-	fi
+	local mk=(make -C "$src" O="$obj" ARCH=riscv CROSS_COMPILE="$cross") cc
+	cc=$(ccache_cc "$cross")
+	[ -z "$cc" ] || mk+=("$cc")
 	note "variant $v: building the kernel and test_vmalloc.ko"
 	KCONFIG_ALLCONFIG="$top/bench/vmap.config" "${mk[@]}" -s allnoconfig >/dev/null ||
 		die "variant $v: make allnoconfig failed"

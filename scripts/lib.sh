@@ -23,6 +23,10 @@ export PATH="/usr/bin:$PATH"
 # A sub-make's flags (jobserver, ARCH=...) must not leak into kernel builds.
 unset MAKEFLAGS MFLAGS MAKELEVEL
 
+# ccache hashes paths below the project relative to it, so a fresh clone of
+# the project reuses what an earlier one compiled.
+export CCACHE_BASEDIR="$top"
+
 prog=$(basename "$0" .sh)
 
 die() {
@@ -56,6 +60,26 @@ installed_base_version() {
 
 tgit() {
 	git -C "$tree" "$@"
+}
+
+# ccache_cc CROSS_COMPILE: the make option that compiles through ccache,
+# or nothing where ccache is not installed.
+ccache_cc() {
+	if command -v ccache >/dev/null; then
+		echo "CC=ccache ${1}gcc"
+	fi
+}
+
+# ignore_like_upstream DIR: Debian's stanza at the end of the top-level
+# .gitignore ("/*") hides every new file in the tree, since all top-level
+# directories match it. The base commit keeps the file as shipped; the
+# work tree's copy drops the stanza and git is told not to look at it.
+ignore_like_upstream() {
+	sed -i -e '\|^/\*$|d' -e '\|^!/debian/$|d' "$1/.gitignore"
+	git -C "$1" update-index --skip-worktree .gitignore
+	git -C "$1" check-ignore -q arch/new-file.c &&
+		die "new files in $1 are still ignored by its .gitignore"
+	return 0
 }
 
 # series_list: the patch files named by patches/series, in order.

@@ -44,18 +44,6 @@ import_base() {
 	mv "$tmp" "$tree"
 }
 
-# ignore_like_upstream DIR: Debian's stanza at the end of the top-level
-# .gitignore ("/*") hides every new file in the tree, since all top-level
-# directories match it. The base commit keeps the file as shipped; the
-# work tree's copy drops the stanza and git is told not to look at it.
-ignore_like_upstream() {
-	sed -i -e '\|^/\*$|d' -e '\|^!/debian/$|d' "$1/.gitignore"
-	git -C "$1" update-index --skip-worktree .gitignore
-	git -C "$1" check-ignore -q arch/new-file.c &&
-		die "new files in build/linux are still ignored by its .gitignore"
-	return 0
-}
-
 # cover_description FILE: the branch description ("subject", blank line,
 # body) that makes format-patch write FILE's subject and text again.
 cover_description() {
@@ -75,7 +63,7 @@ cover_description() {
 }
 
 apply_series() {
-	local p n=0 log
+	local p n=0 log files
 	tgit checkout -q -f -B "$series_branch" "$base_tag"
 	tgit clean -q -fdx
 	if [ -f "$patches_dir/0000-cover-letter.patch" ]; then

@@ -28,14 +28,13 @@ done
 for k in "${kconfig_add[@]}"; do
 	common+=(--kconfig_add="$k")
 done
-if command -v ccache >/dev/null; then
-	# Paths below the project are hashed relative to it, so a fresh clone
-	# of the project reuses what an earlier one compiled.
-	export CCACHE_BASEDIR="$top"
-	common+=(--make_options="CC=ccache ${cross_compile}gcc")
-fi
+cc=$(ccache_cc "$cross_compile")
+[ -z "$cc" ] || common+=(--make_options="$cc")
 
 kunit_py=(python3 "$tree/tools/testing/kunit/kunit.py")
+
+# count WHAT: the number kunit.py's summary line gives for WHAT.
+count() { grep -o "$1: [0-9]*" <<<"$summary" | grep -o '[0-9]*$' || echo 0; }
 
 passed=0 failed=0 skipped=0
 
@@ -61,7 +60,6 @@ for run in "${runs[@]}"; do
 	cp "$out/test.log" "$out/$name.kernel.log" 2>/dev/null || : >"$out/$name.kernel.log"
 
 	summary=$(grep -o 'Ran [0-9]* tests:.*' "$log" | tail -n 1 || true)
-	count() { grep -o "$1: [0-9]*" <<<"$summary" | grep -o '[0-9]*$' || echo 0; }
 	p=$(count passed) f=$(count failed) c=$(count crashed) s=$(count skipped) e=$(count errors)
 
 	problems=()

@@ -40,8 +40,7 @@ make_scratch() {
 		git -C "$scratch" config series.baseversion "$(tgit config series.baseversion)" &&
 		git -C "$scratch" config "branch.$series_branch.description" \
 			"$(tgit config "branch.$series_branch.description")" &&
-		git -C "$scratch" update-index --skip-worktree .gitignore &&
-		cp "$tree/.gitignore" "$scratch/.gitignore" &&
+		ignore_like_upstream "$scratch" &&
 		dir_digest "$patches_dir" > "$scratch/.git/series-synced"
 }
 
