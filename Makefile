@@ -2,13 +2,15 @@
 #
 #   make kunit [ARCH=x86_64]  prepare the patched tree, build it, run the
 #                             series' KUnit suites under QEMU
+#   make e2e                  NVDIMM/CXL end to end: nfit_test, cxl_test, ndctl
+#                             and cxl under QEMU, both CPUID modes
 #   make test                 every check (what .ci/run runs)
 #   make tree | export | export-check   the developer workflow
 #   make bench-vmap           riscv flush_cache_vmap() benchmark (slow; not in test)
 
 ARCH ?= x86_64
 
-.PHONY: all deps tree export export-check kunit test bench-vmap
+.PHONY: all deps tree export export-check kunit e2e test bench-vmap
 
 all: kunit
 
@@ -26,6 +28,9 @@ export-check:
 
 kunit: tree
 	@scripts/run-kunit.sh $(ARCH)
+
+e2e: tree
+	@scripts/run-e2e.sh
 
 test: deps
 	@scripts/run-tests.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make test: every check of the project, stage by stage: the patched tree,
-# checkpatch on each patch, the workspace's own tests, and the KUnit runs of every
-# architecture in kunit/. Prints each stage's lines, the time of each
+# checkpatch on each patch, the workspace's own tests, the KUnit runs of every
+# architecture in kunit/, and the NVDIMM/CXL end-to-end run. Prints each stage's lines, the time of each
 # stage, and ends with the total "N passed, N failed".
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -14,6 +14,7 @@ while read -r conf; do
 	arch=$(basename "$conf" .conf)
 	stages+=("kunit $arch|$top/scripts/run-kunit.sh $arch")
 done < <(find "$top/kunit" -name '*.conf' | LC_ALL=C sort)
+stages+=("e2e|$top/scripts/run-e2e.sh")
 
 passed=0 failed=0 times=()
 log=$(mktemp)

@@ -103,7 +103,8 @@ quilt_applies_series() {
 }
 
 shellcheck_harness() {
-	(cd "$top" && shellcheck -x scripts/*.sh .ci/run)
+	(cd "$top" && shellcheck -x scripts/*.sh .ci/run &&
+		shellcheck -x -s sh e2e/guest/init e2e/guest/*.sh)
 }
 
 check "export is deterministic" format_twice_identical

@@ -1,0 +1,103 @@
+# shellcheck shell=sh
+# shellcheck disable=SC2034,SC2154 # $event is for the others; /init sets $scenario
+# Helpers for make e2e's scenarios; sourced by /init in the guest, which
+# sets $scenario and $mode ("hidden" or "visible": the CPUID hypervisor
+# bit). Every check prints one line the host counts:
+#   E2E pass <scenario>/<check>[: detail]
+#   E2E FAIL <scenario>/<check>: what went wrong
+
+tracing=/sys/kernel/tracing
+event=$tracing/events/memregion/cpu_cache_invalidate_memregion
+
+pass() { echo "E2E pass $scenario/$1${2:+: $2}"; }
+fail() { echo "E2E FAIL $scenario/$1${2:+: $2}"; }
+note() { echo "E2E note $scenario: $*"; }
+
+# hex NUMBER: as the trace event prints it (the kernel's %#llx: 0 is 0x0).
+hex() { printf '0x%x' "$(($1))"; }
+
+# run CHECK COMMAND...: COMMAND must succeed; its last lines if it doesn't.
+run() {
+	_check=$1
+	shift
+	_out=$("$@" 2>&1)
+	_rc=$?
+	if [ "$_rc" -eq 0 ]; then
+		pass "$_check"
+		return 0
+	fi
+	fail "$_check" "'$*' exited $_rc: $(echo "$_out" | tail -n 3 | tr '\n' ' ')"
+	return 1
+}
+
+# refuse CHECK ERRNO_TEXT COMMAND...: COMMAND must fail, saying ERRNO_TEXT.
+refuse() {
+	_check=$1 _text=$2
+	shift 2
+	if _out=$("$@" 2>&1); then
+		fail "$_check" "'$*' succeeded"
+		return 1
+	fi
+	case $_out in
+	*"$_text"*) pass "$_check" "refused: $_text" ;;
+	*) fail "$_check" "'$*' failed without '$_text': $(echo "$_out" | tail -n 2 | tr '\n' ' ')" ;;
+	esac
+}
+
+# coldplug: what udev would do, which the initramfs lacks: load the
+# module of every device's modalias, until loading brings no new device.
+coldplug() {
+	_seen=
+	while :; do
+		_aliases=$(find /sys/devices -name modalias -exec cat {} + 2>/dev/null | sort -u)
+		[ "$_aliases" = "$_seen" ] && return
+		_seen=$_aliases
+		# shellcheck disable=SC2086 # one argument per alias
+		modprobe -a -q $_aliases 2>/dev/null
+		sleep 1
+	done
+}
+
+# trace_start: forget the invalidations and kernel messages so far.
+trace_start() {
+	: >"$tracing/trace"
+	dmesg -c >/dev/null
+}
+
+# trace_events: the invalidations since trace_start, one per line, as
+# "res_desc=D start=0xS len=0xL ret=R duration_ns=N".
+trace_events() {
+	sed -n 's/.*cpu_cache_invalidate_memregion: //p' "$tracing/trace"
+}
+
+# expect_events CHECK COUNT [RES_DESC START LEN RET]: exactly COUNT
+# invalidations since trace_start, each of them (if given) for exactly
+# that request and with that return value.
+expect_events() {
+	_check=$1 _count=$2
+	shift 2
+	_events=$(trace_events)
+	_n=$(echo "$_events" | grep -c .)
+	_shown=$(echo "$_events" | sed 's/ duration_ns=\([0-9]*\)/ (\1 ns)/' | paste -sd ';' -)
+	if [ "$_n" -ne "$_count" ]; then
+		fail "$_check" "$_n invalidations, expected $_count${_shown:+: $_shown}"
+		return 1
+	fi
+	if [ $# -eq 4 ]; then
+		_want="res_desc=$1 start=$(hex "$2") len=$(hex "$3") ret=$4 "
+		if echo "$_events" | grep -v "^$_want" | grep -q .; then
+			fail "$_check" "expected each to be '$_want', got: $_shown"
+			return 1
+		fi
+	fi
+	pass "$_check" "$_n invalidation(s)${_shown:+: $_shown}"
+}
+
+# expect_log CHECK TEXT: the kernel said TEXT since trace_start.
+expect_log() {
+	if dmesg | grep -qF -- "$2"; then
+		pass "$1" "kernel: $(dmesg | grep -F -- "$2" | tail -n 1 | sed 's/^\[[^]]*\] //')"
+	else
+		fail "$1" "kernel did not say '$2'"
+	fi
+}
