@@ -4,13 +4,16 @@
 #                             series' KUnit suites under QEMU
 #   make e2e                  NVDIMM/CXL end to end: nfit_test, cxl_test, ndctl
 #                             and cxl under QEMU, both CPUID modes
+#   make gates                upstream gates: per-patch checkpatch and build,
+#                             W=1/C=1 against the base, per-arch builds,
+#                             Debian's config, randconfigs, shellcheck
 #   make test                 every check (what .ci/run runs)
 #   make tree | export | export-check   the developer workflow
 #   make bench-vmap           riscv flush_cache_vmap() benchmark (slow; not in test)
 
 ARCH ?= x86_64
 
-.PHONY: all deps tree export export-check kunit e2e test bench-vmap
+.PHONY: all deps tree export export-check kunit e2e gates test bench-vmap
 
 all: kunit
 
@@ -31,6 +34,9 @@ kunit: tree
 
 e2e: tree
 	@scripts/run-e2e.sh
+
+gates: tree
+	@scripts/run-gates.sh
 
 test: deps
 	@scripts/run-tests.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: every check of the project, stage by stage: the patched tree,
 # checkpatch on each patch, the workspace's own tests, the KUnit runs of every
-# architecture in kunit/, and the NVDIMM/CXL end-to-end run. Prints each stage's lines, the time of each
+# architecture in kunit/, the NVDIMM/CXL end-to-end run, and the upstream
+# gates but randconfig. Prints each stage's lines, the time of each
 # stage, and ends with the total "N passed, N failed".
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -15,6 +16,8 @@ while read -r conf; do
 	stages+=("kunit $arch|$top/scripts/run-kunit.sh $arch")
 done < <(find "$top/kunit" -name '*.conf' | LC_ALL=C sort)
 stages+=("e2e|$top/scripts/run-e2e.sh")
+# Every gate but randconfig, which takes hours cold: make gates runs it.
+stages+=("gates|$top/scripts/run-gates.sh patches wc builds debian shellcheck")
 
 passed=0 failed=0 times=()
 log=$(mktemp)

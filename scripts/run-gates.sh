@@ -1,0 +1,298 @@
+#!/bin/bash
+# make gates: the checks a patch series passes before it is sent upstream,
+# over every patch in build/linux (base..series):
+#   - each patch, in order: checkpatch.pl --strict (scripts/check-patches.sh)
+#     and an x86_64 build of the directories the series touches, so that
+#     the series is bisectable;
+#   - at the tip, W=1 and C=1 (sparse) add no warning in the touched files
+#     compared with the base;
+#   - defconfig and allnoconfig builds for x86_64, i386, riscv64 and arm64,
+#     and um's defconfig, each with the series' options (gates/);
+#   - x86_64 with Debian's own configuration (linux-config-6.1);
+#   - GATES_RANDCONFIGS (default 10) seeded randconfigs per architecture
+#     (GATES_ARCHES, default all four), seeds from GATES_SEED (default 1)
+#     on, the series' options kept reachable with KCONFIG_ALLCONFIG;
+#   - shellcheck on the harness.
+# A build is `make prepare` and then the directories the series touches,
+# incrementally, in kept directories under build/gates with ccache; a
+# build fails on an error and on any warning in a file the series touches.
+# Prints one line per check and ends with "N passed, N failed".
+#
+# Usage: run-gates.sh [CHECK...], where a CHECK is one of patches, wc,
+# builds, debian, randconfig and shellcheck (default: all of them).
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+checks=("$@")
+[ ${#checks[@]} -gt 0 ] || checks=(patches wc builds debian randconfig shellcheck)
+randconfigs=${GATES_RANDCONFIGS:-10}
+seed0=${GATES_SEED:-1}
+read -ra rand_arches <<<"${GATES_ARCHES:-x86_64 i386 riscv arm64}"
+[ -e "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
+
+out="$build_dir/gates"
+src="$out/src"
+mkdir -p "$out"
+
+passed=0 failed=0
+result() { # result ok|FAIL TEXT
+	echo "$1 gates $2"
+	if [ "$1" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+}
+
+# The series' commits, and what it touches: its C files, and the
+# directories to build (those holding a touched source file or Makefile,
+# without subdirectories of another one; no headers, docs or tools).
+mapfile -t commits < <(tgit rev-list --reverse "$base_tag..$series_branch")
+[ ${#commits[@]} -gt 0 ] || die "build/linux has no commits on $series_branch"
+mapfile -t touched < <(tgit diff --name-only "$base_tag" "$series_branch")
+mapfile -t touched_c < <(printf '%s\n' "${touched[@]}" | grep '\.c$' | grep -v '^tools/')
+mapfile -t dirs < <(printf '%s\n' "${touched[@]}" |
+	grep -E '\.c$|/Makefile$' | grep -vE '^(tools|include|Documentation)/|/include/' |
+	xargs -n1 dirname | sort -u |
+	awk '{ for (i = 1; i <= n; i++) if (index($0 "/", d[i] "/") == 1) next; d[++n] = $0; print }')
+
+# A worktree of build/linux to check out each commit in: the series tree
+# itself stays as the developer left it.
+if [ ! -e "$src/.git" ]; then
+	rm -rf "$src"
+	tgit worktree prune
+	tgit worktree add -q --detach "$src" "$base_tag" >/dev/null
+fi
+
+# arch_of NAME: make's ARCH=, the cross compiler and the arch/ directory.
+arch_of() {
+	case $1 in
+	x86_64) echo "x86_64 - x86" ;;
+	i386) echo "i386 - x86" ;;
+	arm64) echo "arm64 aarch64-linux-gnu- arm64" ;;
+	riscv) echo "riscv riscv64-linux-gnu- riscv" ;;
+	um) echo "um - -" ;;
+	*) die "no gate architecture '$1'" ;;
+	esac
+}
+
+# gmake OBJ ARCH MAKE-ARGS...: make in the worktree for one architecture.
+gmake() {
+	local obj=$1 arch=$2 karch cross srcarch cc
+	shift 2
+	read -r karch cross srcarch <<<"$(arch_of "$arch")"
+	[ "$cross" != - ] || cross=
+	cc=$(ccache_cc "$cross")
+	make -C "$src" O="$obj" ARCH="$karch" ${cross:+CROSS_COMPILE="$cross"} \
+		${cc:+"$cc"} -j"$(nproc)" "$@"
+}
+
+# fragment ARCH: the series' options for ARCH, in one file.
+fragment() {
+	local f="$out/$1.fragment"
+	cat "$top/gates/common.config" "$top/gates/$1.config" >"$f"
+	echo "$f"
+}
+
+# configure OBJ ARCH KIND [SEED]: write OBJ/.config; KIND is defconfig,
+# allnoconfig or randconfig, each with the series' options.
+configure() {
+	local obj=$1 arch=$2 kind=$3 seed=${4:-} frag
+	mkdir -p "$obj"
+	frag=$(fragment "$arch")
+	case $kind in
+	defconfig)
+		gmake "$obj" "$arch" defconfig &&
+			"$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "$frag" &&
+			gmake "$obj" "$arch" olddefconfig
+		;;
+	allnoconfig)
+		KCONFIG_ALLCONFIG="$frag" gmake "$obj" "$arch" allnoconfig
+		;;
+	randconfig)
+		KCONFIG_SEED="$seed" KCONFIG_ALLCONFIG="$frag" gmake "$obj" "$arch" randconfig
+		;;
+	esac
+}
+
+# build_dirs OBJ ARCH LOG [MAKE-ARGS...]: make prepare, then the touched
+# directories that apply to ARCH, with MAKE-ARGS. The touched objects are removed first, so that their
+# warnings are seen again (ccache replays them) on incremental builds.
+build_dirs() {
+	local obj=$1 arch=$2 log=$3 srcarch want=() d f
+	shift 3
+	read -r _ _ srcarch <<<"$(arch_of "$arch")"
+	for d in "${dirs[@]}"; do
+		case $d in
+		arch/"$srcarch"/* | arch/"$srcarch") want+=("$d/") ;;
+		arch/*) ;;
+		*) want+=("$d/") ;;
+		esac
+	done
+	for f in "${touched_c[@]}"; do
+		rm -f "$obj/${f%.c}.o"
+	done
+	gmake "$obj" "$arch" prepare >"$log" 2>&1 &&
+		gmake "$obj" "$arch" "$@" "${want[@]}" >>"$log" 2>&1
+}
+
+# touched_warnings LOG: the compiler and sparse warnings of LOG that are
+# in files the series touches, without line numbers.
+touched_warnings() {
+	local f
+	for f in "${touched[@]}"; do
+		grep -E "(^|/)$f:[0-9]+:([0-9]+:)? (warning|error):" "$1" |
+			sed -E "s,^.*(^|/)($f):[0-9]+:([0-9]+:)? ,\2: ," || true
+	done | sort -u
+}
+
+# gate NAME OBJ ARCH LOG [MAKE-ARGS...]: one build check (the .config is
+# in place): fails on an error or on a warning in a touched file.
+gate() {
+	local name=$1 obj=$2 arch=$3 log=$4 warnings
+	if ! build_dirs "$obj" "$arch" "$log"; then
+		result FAIL "$name: build failed: $(grep -m3 -E 'error|Error' "$log" | tr '\n' ' ') (log: ${log#"$top"/})"
+		return 1
+	fi
+	warnings=$(touched_warnings "$log")
+	if [ -n "$warnings" ]; then
+		result FAIL "$name: $(wc -l <<<"$warnings") warning(s) in touched files: $(head -n 3 <<<"$warnings" | tr '\n' ' ') (log: ${log#"$top"/})"
+		return 1
+	fi
+	result ok "$name"
+}
+
+# has_option OBJ LINE: the configuration holds LINE.
+has_option() { grep -qx "$2" "$1/.config"; }
+
+checkout() { git -C "$src" checkout -q --detach "$1"; }
+
+check_patches() {
+	local obj="$out/obj-bisect" n=0 c subject line
+	"$top/scripts/check-patches.sh" >"$out/checkpatch.log" 2>&1 || true
+	while read -r line; do
+		case $line in
+		"ok   checkpatch "*) result ok "checkpatch --strict ${line#ok   checkpatch }" ;;
+		"FAIL checkpatch "*) result FAIL "checkpatch --strict ${line#FAIL checkpatch } (log: build/gates/checkpatch.log)" ;;
+		esac
+	done <"$out/checkpatch.log"
+	for c in "${commits[@]}"; do
+		n=$((n + 1))
+		subject=$(tgit log -1 --format=%s "$c")
+		checkout "$c"
+		if configure "$obj" x86_64 defconfig >"$out/bisect.log" 2>&1; then
+			gate "build x86_64 patch $n/${#commits[@]}: $subject" "$obj" x86_64 "$out/bisect-$n.log" || true
+		else
+			result FAIL "build x86_64 patch $n: configuration failed (log: build/gates/bisect.log)"
+		fi
+	done
+}
+
+# W=1 and C=1 at the base and at the tip, in one kept directory: the
+# warnings of the touched files at the tip must all be there at the base.
+check_wc() {
+	local obj="$out/obj-wc" rev log new
+	for rev in base tip; do
+		if [ "$rev" = base ]; then checkout "$base_tag"; else checkout "${commits[-1]}"; fi
+		log="$out/wc-$rev.log"
+		configure "$obj" x86_64 defconfig >"$log" 2>&1 || die "W=1 C=1 gate: configuring x86_64 at the $rev failed (log: ${log#"$top"/})"
+		# W=1 warnings are what is compared: not errors under CONFIG_WERROR.
+		if ! build_dirs "$obj" x86_64 "$log" W=1 C=1 KCFLAGS=-Wno-error; then
+			result FAIL "W=1 C=1 x86_64 at the $rev: build failed (log: ${log#"$top"/})"
+			return
+		fi
+		touched_warnings "$log" >"$out/wc-$rev.warnings"
+	done
+	new=$(comm -13 "$out/wc-base.warnings" "$out/wc-tip.warnings")
+	if [ -n "$new" ]; then
+		result FAIL "W=1 C=1 x86_64: $(wc -l <<<"$new") new warning(s) in touched files: $(head -n 3 <<<"$new" | tr '\n' ' ')"
+	else
+		result ok "W=1 C=1 x86_64: no new warning in touched files ($(wc -l <"$out/wc-base.warnings") at the base, $(wc -l <"$out/wc-tip.warnings") at the tip)"
+	fi
+}
+
+check_builds() {
+	local arch kind obj
+	checkout "${commits[-1]}"
+	for arch in x86_64 i386 riscv arm64 um; do
+		for kind in defconfig allnoconfig; do
+			[ "$arch" != um ] || [ "$kind" = defconfig ] || continue
+			obj="$out/obj-$arch-$kind"
+			if ! configure "$obj" "$arch" "$kind" >"$out/$arch-$kind.log" 2>&1; then
+				result FAIL "$arch $kind: configuration failed (log: build/gates/$arch-$kind.log)"
+				continue
+			fi
+			case $arch-$kind in
+			x86_64-defconfig | i386-defconfig | riscv-defconfig | arm64-defconfig)
+				has_option "$obj" CONFIG_ARCH_HAS_CPU_CACHE_INVALIDATE_MEMREGION=y ||
+					result FAIL "$arch defconfig: ARCH_HAS_CPU_CACHE_INVALIDATE_MEMREGION is off"
+				;;
+			esac
+			gate "$arch $kind" "$obj" "$arch" "$out/$arch-$kind.log" || true
+		done
+	done
+}
+
+# Debian's amd64 configuration, from the linux-config-6.1 package of the
+# base's version (downloaded, not installed).
+check_debian() {
+	local obj="$out/obj-debian" deb ver
+	ver=$(installed_base_version)
+	checkout "${commits[-1]}"
+	mkdir -p "$out/debian" "$obj"
+	if [ ! -f "$out/debian/config.amd64_none_amd64.xz" ]; then
+		(cd "$out/debian" && apt-get download -q -o APT::Sandbox::User=root "linux-config-6.1=$ver" >/dev/null) ||
+			die "Debian gate: apt-get download linux-config-6.1=$ver failed"
+		deb=$(find "$out/debian" -name 'linux-config-6.1_*.deb' | head -n 1)
+		dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$out/debian" --wildcards '*config.amd64_none_amd64.xz'
+		find "$out/debian" -name config.amd64_none_amd64.xz -exec mv {} "$out/debian/" \;
+	fi
+	xz -dc "$out/debian/config.amd64_none_amd64.xz" >"$obj/.config"
+	gmake "$obj" x86_64 olddefconfig >"$out/debian.log" 2>&1 ||
+		die "Debian gate: olddefconfig failed (log: build/gates/debian.log)"
+	if has_option "$obj" CONFIG_ARCH_HAS_CPU_CACHE_INVALIDATE_MEMREGION=y; then
+		result ok "Debian amd64 config: ARCH_HAS_CPU_CACHE_INVALIDATE_MEMREGION=y, LIBNVDIMM=$(sed -n 's/^CONFIG_LIBNVDIMM=//p' "$obj/.config"), CXL_BUS=$(sed -n 's/^CONFIG_CXL_BUS=//p' "$obj/.config")"
+	else
+		result FAIL "Debian amd64 config: ARCH_HAS_CPU_CACHE_INVALIDATE_MEMREGION is off"
+	fi
+	gate "Debian amd64 config build (touched directories and their modules)" "$obj" x86_64 "$out/debian.log" || true
+}
+
+check_randconfig() {
+	local arch i seed obj
+	checkout "${commits[-1]}"
+	for arch in "${rand_arches[@]}"; do
+		obj="$out/obj-$arch-randconfig"
+		for ((i = 0; i < randconfigs; i++)); do
+			seed=$((seed0 + i))
+			if ! configure "$obj" "$arch" randconfig "$seed" >"$out/$arch-randconfig.log" 2>&1; then
+				result FAIL "randconfig $arch seed $seed: configuration failed"
+				continue
+			fi
+			cp "$obj/.config" "$out/$arch-randconfig-$seed.config"
+			gate "randconfig $arch seed $seed (reproduce: GATES_ARCHES=$arch GATES_SEED=$seed GATES_RANDCONFIGS=1 scripts/run-gates.sh randconfig)" \
+				"$obj" "$arch" "$out/$arch-randconfig-$seed.log" || true
+		done
+	done
+}
+
+check_shellcheck() {
+	if (cd "$top" && shellcheck -x scripts/*.sh .ci/run && shellcheck -x -s sh e2e/guest/init e2e/guest/*.sh) >"$out/shellcheck.log" 2>&1; then
+		result ok "shellcheck: scripts/*.sh, .ci/run, e2e/guest"
+	else
+		result FAIL "shellcheck: $(grep -c '^In ' "$out/shellcheck.log") finding(s) (log: build/gates/shellcheck.log)"
+	fi
+}
+
+for check in "${checks[@]}"; do
+	start=$SECONDS
+	case $check in
+	patches) check_patches ;;
+	wc) check_wc ;;
+	builds) check_builds ;;
+	debian) check_debian ;;
+	randconfig) check_randconfig ;;
+	shellcheck) check_shellcheck ;;
+	*) die "no gate '$check' (patches wc builds debian randconfig shellcheck)" ;;
+	esac
+	note "$check: $((SECONDS - start)) s"
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
