@@ -55,7 +55,8 @@ mapfile -t dirs < <(printf '%s\n' "${touched[@]}" |
 
 # A worktree of build/linux to check out each commit in: the series tree
 # itself stays as the developer left it.
-if [ ! -e "$src/.git" ]; then
+# A tree that make tree imported again leaves a stale worktree behind.
+if [ "$(git -C "$src" rev-parse --show-toplevel 2>/dev/null)" != "$src" ]; then
 	rm -rf "$src"
 	tgit worktree prune
 	tgit worktree add -q --detach "$src" "$base_tag" >/dev/null
