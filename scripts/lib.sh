@@ -42,6 +42,13 @@ note() {
 	echo "$prog: $*"
 }
 
+# result ok|FAIL TEXT: print one check's line, "ok|FAIL $result_tag TEXT",
+# and count it in $passed or $failed, which the caller starts at 0.
+result() {
+	echo "$1 ${result_tag:?} $2"
+	if [ "$1" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+}
+
 # base_key KEY: the value of KEY in the BASE file.
 base_key() {
 	local v

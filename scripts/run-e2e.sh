@@ -30,11 +30,7 @@ extmod="$out/extmod"
 root="$out/root"
 mkdir -p "$obj" "$extmod"
 
-passed=0 failed=0
-result() { # result ok|FAIL TEXT
-	echo "$1 e2e $2"
-	if [ "$1" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-}
+passed=0 failed=0 result_tag=e2e
 
 cc=$(ccache_cc "")
 kmake() {

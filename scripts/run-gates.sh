@@ -35,11 +35,7 @@ out="$build_dir/gates"
 src="$out/src"
 mkdir -p "$out"
 
-passed=0 failed=0
-result() { # result ok|FAIL TEXT
-	echo "$1 gates $2"
-	if [ "$1" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-}
+passed=0 failed=0 result_tag=gates
 
 # The series' commits, and what it touches: its C files, and the
 # directories to build (those holding a touched source file or Makefile,
