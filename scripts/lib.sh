@@ -26,6 +26,12 @@ unset MAKEFLAGS MFLAGS MAKELEVEL
 # ccache hashes paths below the project relative to it, so a fresh clone of
 # the project reuses what an earlier one compiled.
 export CCACHE_BASEDIR="$top"
+# The kernel passes -fmacro-prefix-map=<its source tree>/=, which base_dir
+# does not rewrite: left in the hash, it makes every clone's compile a
+# miss. It maps each clone's own tree to "", so the objects are the same.
+export CCACHE_IGNOREOPTIONS='-fmacro-prefix-map=*'
+# Several architectures and configurations: more than ccache's 5 GB.
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-30G}
 
 prog=$(basename "$0" .sh)
 

@@ -14,14 +14,9 @@
  * it imports the DEVMEM namespace; without, modpost must reject it, and
  * once built anyway the kernel must refuse to load it.
  */
-#include <linux/ioport.h>
 #include <linux/memregion.h>
 #include <linux/module.h>
 #include <linux/sizes.h>
-
-static int res_desc = IORES_DESC_CXL;
-module_param(res_desc, int, 0444);
-MODULE_PARM_DESC(res_desc, "IORES_DESC_* of the request");
 
 static unsigned long long start = SZ_4G;
 module_param(start, ullong, 0444);
@@ -43,9 +38,9 @@ static int __init devmem_ns_test_init(void)
 		pr_info("not supported: cpu_cache_has_invalidate_memregion() is false\n");
 		return 0;
 	}
-	ret = cpu_cache_invalidate_memregion(res_desc, start, len);
-	pr_info("cpu_cache_invalidate_memregion(%d, %#llx, %#lx) = %d\n",
-		res_desc, start, len, ret);
+	ret = cpu_cache_invalidate_memregion(start, len);
+	pr_info("cpu_cache_invalidate_memregion(%#llx, %#lx) = %d\n",
+		start, len, ret);
 	return 0;
 }
 module_init(devmem_ns_test_init);

@@ -7,7 +7,6 @@
 # per activation, for the region's range. In a guest, without
 # CONFIG_CXL_REGION_INVALIDATION_TEST, the region refuses to activate.
 
-cxl_desc=9 # IORES_DESC_CXL
 devices=/sys/bus/cxl/devices
 
 # root_decoder: a pmem-capable root decoder of cxl_test with one target.
@@ -57,7 +56,7 @@ create() {
 		start=$(cat "$devices/$region/resource")
 		size=$(cat "$devices/$region/size")
 		pass "$1 active" "$region, $(hex "$size") bytes at $(hex "$start")"
-		expect_events "$1 activation" 1 "$cxl_desc" "$start" "$size" 0
+		expect_events "$1 activation" 1 "$start" "$size" 0
 		return
 	fi
 	if [ -n "$region" ] && [ -e "$devices/$region/driver" ]; then

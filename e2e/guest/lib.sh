@@ -65,12 +65,12 @@ trace_start() {
 }
 
 # trace_events: the invalidations since trace_start, one per line, as
-# "res_desc=D start=0xS len=0xL ret=R duration_ns=N".
+# "start=0xS len=0xL ret=R duration_ns=N".
 trace_events() {
 	sed -n 's/.*cpu_cache_invalidate_memregion: //p' "$tracing/trace"
 }
 
-# expect_events CHECK COUNT [RES_DESC START LEN RET]: exactly COUNT
+# expect_events CHECK COUNT [START LEN RET]: exactly COUNT
 # invalidations since trace_start, each of them (if given) for exactly
 # that request and with that return value.
 expect_events() {
@@ -83,8 +83,8 @@ expect_events() {
 		fail "$_check" "$_n invalidations, expected $_count${_shown:+: $_shown}"
 		return 1
 	fi
-	if [ $# -eq 4 ]; then
-		_want="res_desc=$1 start=$(hex "$2") len=$(hex "$3") ret=$4 "
+	if [ $# -eq 3 ]; then
+		_want="start=$(hex "$1") len=$(hex "$2") ret=$3 "
 		if echo "$_events" | grep -v "^$_want" | grep -q .; then
 			fail "$_check" "expected each to be '$_want', got: $_shown"
 			return 1

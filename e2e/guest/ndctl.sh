@@ -7,7 +7,6 @@
 # one place CPU caches are invalidated: once, for the region's range.
 
 bus=nfit_test.0
-pmem=4 # IORES_DESC_PERSISTENT_MEMORY
 
 # region_of_bus: the pmem regions of $bus, as sysfs directories.
 regions_of_bus() {
@@ -66,7 +65,7 @@ note "$name: $(hex "$size") bytes at $(hex "$start"), interleaved over $dimms"
 trace_start
 run disable-regions ndctl disable-region -b "$bus" all
 if [ "$mode" = hidden ]; then
-	n=$(trace_events | grep -c "^res_desc=$pmem start=$(hex "$start") len=$(hex "$size") ret=0 ")
+	n=$(trace_events | grep -c "^start=$(hex "$start") len=$(hex "$size") ret=0 ")
 	if [ "$n" -eq 1 ]; then
 		pass disable-writeback "$name written back once, $(trace_events | grep -c .) region(s) in all"
 	else
@@ -117,7 +116,7 @@ else
 	fail "enable-region $name" "not active after $i attempts: $(dmesg | tail -n 2 | tr '\n' ' ')"
 fi
 if [ "$mode" = hidden ]; then
-	expect_events "activation $name" 1 "$pmem" "$start" "$size" 0
+	expect_events "activation $name" 1 "$start" "$size" 0
 else
 	expect_events "activation $name" 0
 	expect_log "bypass $name" "$name: activated without CPU cache invalidation (CONFIG_NVDIMM_REGION_INVALIDATION_TEST)"
