@@ -34,31 +34,38 @@ count() { grep -o "$1: [0-9]*" <<<"$summary" | grep -o '[0-9]*$' || echo 0; }
 passed=0 failed=0 skipped=0
 built=" "
 
-# build KUNITCONFIG OUT: build the kernel of KUNITCONFIG in OUT, once per
-# make kunit; false (with the log's tail shown) if the build fails.
+# build KUNITCONFIG OUT [OPTION...]: build the kernel of KUNITCONFIG, with
+# the Kconfig OPTIONs added, in OUT, once per make kunit; false (with the
+# log's tail shown) if the build fails.
 build() {
-	local start=$SECONDS
-	case $built in *" $2 "*) return 0 ;; esac
-	mkdir -p "$2"
-	note "building $arch kernel for $1 in ${2#"$top"/} ..."
-	if ! (cd "$tree" && "${kunit_py[@]}" build "${common[@]}" --build_dir="$2" \
-		--kunitconfig="$1" --jobs="$(nproc)") >"$2/build.log" 2>&1; then
-		tail -n 40 "$2/build.log" >&2
+	local start=$SECONDS k=$1 o=$2 add=()
+	shift 2
+	case $built in *" $o "*) return 0 ;; esac
+	for opt in "$@"; do
+		add+=(--kconfig_add="$opt")
+	done
+	mkdir -p "$o"
+	note "building $arch kernel for $k${*:+ with $*} in ${o#"$top"/} ..."
+	if ! (cd "$tree" && "${kunit_py[@]}" build "${common[@]}" --build_dir="$o" \
+		--kunitconfig="$k" "${add[@]}" --jobs="$(nproc)") >"$o/build.log" 2>&1; then
+		tail -n 40 "$o/build.log" >&2
 		return 1
 	fi
-	built+="$2 "
+	built+="$o "
 	note "built in $((SECONDS - start)) s"
 }
 
 for run in "${runs[@]}"; do
-	IFS='|' read -r name kunitconfig run_qemu_args expect <<<"$run"
+	IFS='|' read -r name kunitconfig run_qemu_args expect run_kconfig <<<"$run"
+	read -ra run_kconfig <<<"$run_kconfig"
 	[ -f "$tree/$kunitconfig" ] ||
 		die "kunit/$arch.conf run $name names $kunitconfig, which build/linux does not have"
 	# One build directory per kunitconfig: lib/memregion.kunitconfig
-	# builds in build/kunit/ARCH/lib_memregion.
+	# builds in build/kunit/ARCH/lib_memregion. Runs that share a
+	# kunitconfig share its build, and so its added options.
 	slug=${kunitconfig%.kunitconfig}
 	out="$build_dir/kunit/$arch/${slug//\//_}"
-	if ! build "$kunitconfig" "$out"; then
+	if ! build "$kunitconfig" "$out" "${run_kconfig[@]}"; then
 		echo "FAIL kunit $arch $name: build failed (log: ${out#"$top"/}/build.log)"
 		failed=$((failed + 1))
 		continue
@@ -79,7 +86,7 @@ for run in "${runs[@]}"; do
 	totals=$(grep -o 'Totals: pass:[0-9]* fail:[0-9]* skip:[0-9]*' "$out/$name.kernel.log" |
 		tail -n 1 || true)
 	if [ -n "$totals" ]; then
-		read -r p f s < <(sed 's/[^0-9]\+/ /g' <<<"$totals")
+		read -r p f s <<<"${totals//[!0-9]/ }"
 	fi
 
 	problems=()
