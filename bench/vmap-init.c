@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * /init of the make bench-vmap initramfs: prints the flush_cache_vmap()
- * counters, loads /test_vmalloc.ko with the parameters in /params (its
- * default tests; the module prints their times and unloads itself), prints
- * the counters again and powers the machine off.
+ * /init of the make bench-vmap initramfs. Loads /test_vmalloc.ko once per
+ * test (run_test_mask=1<<i, with the parameters in /params), and once
+ * with no test at all (mask 0: what loading the module costs by itself).
+ * After each load it prints the difference of the fence counters of
+ * /sys/kernel/debug/riscv/tlb_fences:
+ *
+ *   bench-vmap: mask=0x1 marks=N lazy_fences=N remote_fences=N
+ *
+ * The module prints each test's time ("Summary: <test> ... avg: N usec")
+ * before that line. Then it powers the machine off.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,31 +19,57 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static void print_counters(const char *when)
+#define TESTS 10	/* test_case_array[] of lib/test_vmalloc.c in 6.1 */
+
+struct counts {
+	unsigned long marks, lazy_fences, remote_fences;
+};
+
+static int read_counts(struct counts *c)
 {
-	char buf[128];
+	char buf[256];
 	ssize_t n = -1;
-	int fd = open("/d/flush_cache_vmap", O_RDONLY);
+	int fd = open("/d/riscv/tlb_fences", O_RDONLY);
 
 	if (fd >= 0) {
 		n = read(fd, buf, sizeof(buf) - 1);
 		close(fd);
 	}
-	if (n <= 0) {
-		printf("bench-vmap: %s: no counters\n", when);
-		return;
-	}
+	if (n <= 0)
+		return -1;
 	buf[n] = '\0';
-	for (char *p = buf; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
-	printf("bench-vmap: %s: %s\n", when, buf);
+	if (sscanf(buf, "marks %lu lazy_fences %lu remote_fences %lu",
+		   &c->marks, &c->lazy_fences, &c->remote_fences) != 3)
+		return -1;
+	return 0;
+}
+
+static void run(int modfd, const char *params, unsigned long mask)
+{
+	char args[512];
+	struct counts before, after;
+	int counted;
+
+	snprintf(args, sizeof(args), "%s run_test_mask=%lu", params, mask);
+	counted = read_counts(&before) == 0;
+	fflush(stdout);
+	/* The module runs its tests in init and fails on purpose to unload. */
+	if (syscall(SYS_finit_module, modfd, args, 0) == 0)
+		printf("bench-vmap: test_vmalloc stayed loaded\n");
+	if (counted && read_counts(&after) == 0)
+		printf("bench-vmap: mask=0x%lx marks=%lu lazy_fences=%lu remote_fences=%lu\n",
+		       mask, after.marks - before.marks,
+		       after.lazy_fences - before.lazy_fences,
+		       after.remote_fences - before.remote_fences);
+	else
+		printf("bench-vmap: mask=0x%lx no counters\n", mask);
+	fflush(stdout);
 }
 
 int main(void)
 {
 	char params[256] = "";
-	int fd;
+	int fd, i;
 
 	if (mount("none", "/d", "debugfs", 0, NULL))
 		perror("bench-vmap: mount debugfs");
@@ -51,15 +83,15 @@ int main(void)
 		close(fd);
 	}
 
-	print_counters("before");
-	fflush(stdout);
 	fd = open("/test_vmalloc.ko", O_RDONLY);
-	if (fd < 0)
+	if (fd < 0) {
 		perror("bench-vmap: open /test_vmalloc.ko");
-	/* The module runs its tests in init and fails on purpose to unload. */
-	else if (syscall(SYS_finit_module, fd, params, 0) == 0)
-		printf("bench-vmap: test_vmalloc stayed loaded\n");
-	print_counters("after");
+	} else {
+		run(fd, params, 0);
+		for (i = 0; i < TESTS; i++)
+			run(fd, params, 1UL << i);
+		close(fd);
+	}
 	printf("bench-vmap: done\n");
 	fflush(stdout);
 	sync();

@@ -1,60 +1,49 @@
 #!/usr/bin/env bash
-# make bench-vmap: what flush_cache_vmap() costs on riscv64. Builds three
-# variants of the series kernel and boots them under QEMU riscv64 -smp 4,
-# alternating A B C for $BENCH_ROUNDS rounds; each boot loads
-# lib/test_vmalloc.ko with its default tests. Prints per test the median
-# time of each variant, the ratios B/A and C/A, the flush counts, and
-# writes bench/vmap-results.md.
-#   A  without flush_cache_vmap() (6.1's unsafe behaviour)
-#   B  flush_cache_vmap() with the global flush
-#   C  flush_cache_vmap() with the ranged flush (the series)
+# make bench-vmap: what new kernel mappings cost on riscv64, three ways.
+# Builds three variants of the series kernel (allnoconfig plus
+# bench/vmap.config, which turns on the fence counters) and boots them
+# under QEMU riscv64; each boot loads lib/test_vmalloc.ko once per test.
+#   A  nothing on a new kernel mapping: 6.1 (bench/variant-A.diff)
+#   B  a fence on every hart for each new mapping: upstream v6.5 to v6.11
+#      (bench/variant-B.diff)
+#   C  the series: marks, and a lazy fence on a marked fault
+# Timing: $BENCH_ROUNDS rounds (at least 5) alternating A B C, on as many
+# harts as the host has cores (at most 2). Fences: one boot per variant on
+# 4 harts. The cost of one lazy fault against one remote fence comes from
+# the KUnit suite riscv_flush_cache_vmap (make kunit ARCH=riscv). Prints
+# and writes bench/vmap-results.md.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-rounds=${BENCH_ROUNDS:-3}
+rounds=${BENCH_ROUNDS:-5}
+[ "$rounds" -ge 5 ] || die "BENCH_ROUNDS=$rounds: at least 5 rounds"
 # test_vmalloc's default is 1000000 loops per test: hours under TCG.
-# Its tests, its one worker thread and their order stay the defaults.
 loops=${BENCH_LOOPS:-10000}
-cpus=4
-target=1.10
+timing_harts=$(($(nproc) < 2 ? $(nproc) : 2))
+fence_harts=4
+target=1.05
 out="$build_dir/bench-vmap"
 results="$top/bench/vmap-results.md"
 opensbi=/usr/share/qemu/opensbi-riscv64-generic-fw_dynamic.bin
 cross=riscv64-linux-gnu-
+variants=(A B C)
 
 [ -e "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
 [ -f "$opensbi" ] || die "$opensbi is missing (run: make deps)"
 mkdir -p "$out"
 
-# commit_of SUBJECT: the series commit with that subject.
-commit_of() {
-	local c
-	c=$(tgit log --format='%H%x09%s' "$base_tag..$series_branch" |
-		awk -F'\t' -v s="$1" '$2 == s { print $1 }')
-	[ -n "$c" ] || die "no commit \"$1\" in build/linux's series"
-	echo "$c"
-}
-
 tip=$(tgit rev-parse "$series_branch")
-r_vmap=$(commit_of "riscv: implement flush_cache_vmap()")
-r_count=$(commit_of "riscv: count the kernel TLB flushes flush_cache_vmap() causes")
-r_ranged=$(commit_of "riscv: flush kernel TLB ranges by address up to a threshold")
 
-# The variants: the series tip, less the commits each one reverts.
-declare -A reverts=(
-	[A]="$r_ranged $r_count $r_vmap"
-	[B]="$r_ranged"
-	[C]=""
-)
-
-# prepare_variant V: its source (a worktree of build/linux) and kernel.
+# prepare_variant V: its source (a worktree of build/linux at the tip, with
+# bench/variant-V.diff applied) and its kernel.
 prepare_variant() {
-	local v=$1 src="$out/$1/src" obj="$out/$1/obj" key c
-	key="$tip ${reverts[$v]}"
+	local v=$1 src="$out/$1/src" obj="$out/$1/obj" diff="" key
+	[ "$v" = C ] || diff="$top/bench/variant-$v.diff"
+	key="$tip $( [ -z "$diff" ] || sha256sum "$diff" | cut -d' ' -f1)"
+	mkdir -p "$out/$v"
 	if [ "$(cat "$out/$v/key" 2>/dev/null || true)" != "$key" ]; then
 		note "variant $v: preparing sources"
-		# A worktree of an earlier build/linux is of no use: start anew.
 		if ! git -C "$src" rev-parse -q --verify "$tip^{commit}" >/dev/null 2>&1; then
 			rm -rf "$src"
 			tgit worktree prune
@@ -62,12 +51,11 @@ prepare_variant() {
 				die "variant $v: git worktree add failed"
 		fi
 		git -C "$src" checkout -q -f --detach "$tip"
-		for c in ${reverts[$v]}; do
-			git -C "$src" -c user.name=bench -c user.email=bench@localhost \
-				revert --no-edit "$c" >/dev/null ||
-				die "variant $v: reverting $(tgit log -1 --format=%s "$c") failed"
-		done
-		echo "$key" > "$out/$v/key"
+		if [ -n "$diff" ]; then
+			git -C "$src" apply "$diff" ||
+				die "variant $v: ${diff#"$top"/} does not apply to the series tip"
+		fi
+		echo "$key" >"$out/$v/key"
 	fi
 
 	mkdir -p "$obj"
@@ -96,8 +84,10 @@ prepare_variant() {
 		die "variant $v: gen_init_cpio failed"
 }
 
-# boot V ROUND HARTS TAG: one boot; appends its per-test times, flush
-# counts and failures to $out/{times,counts,failures}-TAG.tsv.
+# boot V ROUND HARTS TAG: one boot. Appends "V ROUND test usec" to
+# times-TAG.tsv, "V test marks lazy remote" to fences-TAG.tsv (test
+# "(module load)" for the load without a test), failures to
+# failures-TAG.tsv.
 boot() {
 	local v=$1 r=$2 harts=$3 tag=$4 log="$out/$1/boot-$4-$2.log"
 	timeout 1800 qemu-system-riscv64 -machine virt -cpu rv64 -smp "$harts" -m 1024 \
@@ -108,148 +98,164 @@ boot() {
 		die "variant $v round $r: qemu-system-riscv64 failed or timed out (log: ${log#"$top"/})"
 	grep -q '^bench-vmap: done' "$log" ||
 		die "variant $v round $r: the benchmark did not finish (log: ${log#"$top"/})"
-	# Failures are compared across variants at the end.
+	grep -q '^bench-vmap: mask=.* no counters' "$log" &&
+		die "variant $v round $r: no fence counters (CONFIG_RISCV_TLB_FENCE_STATS?) (log: ${log#"$top"/})"
 	awk -v v="$v" '/Summary: .* failed: [1-9]/ {
 		for (i = 1; i <= NF; i++) if ($i == "Summary:") print $(i + 1) "\t" v
 	}' "$log" >>"$out/failures-$tag.tsv"
-	# Per test, the mean over the workers of their average time.
-	awk -v v="$v" -v r="$r" '
+	# Per test, the mean over the workers of their average time; the
+	# counters' line follows each load's summaries.
+	awk -v v="$v" -v r="$r" -v times="$out/times-$tag.tsv" -v fences="$out/fences-$tag.tsv" '
 		/Summary: / {
 			for (i = 1; i <= NF; i++) {
 				if ($i == "Summary:") name = $(i + 1)
 				if ($i == "avg:") { sum[name] += $(i + 1); n[name]++ }
 			}
 		}
-		END { for (t in sum) printf "%s\t%s\t%s\t%.0f\n", v, r, t, sum[t] / n[t] }
-	' "$log" >>"$out/times-$tag.tsv"
-	awk -v v="$v" -v r="$r" '
-		/^bench-vmap: before: ranged/ { r0 = $4; f0 = $6 }
-		/^bench-vmap: after: ranged/ { printf "%s\t%s\t%d\t%d\n", v, r, $4 - r0, $6 - f0; found = 1 }
-		END { if (!found) printf "%s\t%s\t-\t-\n", v, r }
-	' "$log" >>"$out/counts-$tag.tsv"
+		/^bench-vmap: mask=/ {
+			split($0, kv, /[ =]/)
+			t = (kv[3] == "0x0") ? "(module load)" : name
+			printf "%s\t%s\t%s\t%s\t%s\n", v, t, kv[5], kv[7], kv[9] >>fences
+		}
+		END { for (t in sum) printf "%s\t%s\t%s\t%.0f\n", v, r, t, sum[t] / n[t] >>times }
+	' "$log"
 }
 
 "${cross}gcc" -static -O2 -Wall -o "$out/init" "$top/bench/vmap-init.c" ||
 	die "could not build bench/vmap-init.c with ${cross}gcc"
 echo "test_loop_count=$loops" >"$out/params"
 
-for v in A B C; do
+for v in "${variants[@]}"; do
 	prepare_variant "$v"
 done
 
-rm -f "$out"/times-*.tsv "$out"/counts-*.tsv "$out"/failures-*.tsv
-touch "$out/failures-smp$cpus.tsv"
+rm -f "$out"/times-*.tsv "$out"/fences-*.tsv "$out"/failures-*.tsv
+touch "$out/failures-timing.tsv"
 start=$SECONDS
 for r in $(seq 1 "$rounds"); do
-	for v in A B C; do
-		note "round $r/$rounds: variant $v, $cpus harts"
-		boot "$v" "$r" "$cpus" "smp$cpus"
+	for v in "${variants[@]}"; do
+		note "round $r/$rounds: variant $v, $timing_harts harts"
+		boot "$v" "$r" "$timing_harts" timing
 	done
 done
-# The control: A and C once more on one hart, where a flush reaches no
-# other hart. If C/A is near 1 there, the cost at $cpus harts is the
-# remote part of the flush.
-for v in A C; do
-	note "control: variant $v, 1 hart"
-	boot "$v" 1 1 smp1
+for v in "${variants[@]}"; do
+	note "fence counts: variant $v, $fence_harts harts"
+	boot "$v" 1 "$fence_harts" fences
 done
 elapsed=$((SECONDS - start))
 
 # A test may fail by design (align_shift_alloc_test asks for alignments
 # up to 2^63, which vmalloc cannot give); one that fails only in some
 # variants is a regression of theirs.
-failing=$(cut -f1 "$out/failures-smp$cpus.tsv" | sort -u)
+failing=$(cut -f1 "$out/failures-timing.tsv" | sort -u)
 for t in $failing; do
-	in=$(awk -F'\t' -v t="$t" '$1 == t { print $2 }' "$out/failures-smp$cpus.tsv" | sort -u | paste -sd' ')
-	[ "$in" = "A B C" ] ||
+	in=$(awk -F'\t' -v t="$t" '$1 == t { print $2 }' "$out/failures-timing.tsv" | sort -u | paste -sd' ')
+	[ "$in" = "${variants[*]}" ] ||
 		die "$t fails in variant(s) $in only (logs: ${out#"$top"/}/*/boot-*.log)"
 done
 failing_note="none"
 [ -z "$failing" ] || failing_note="$(echo "$failing" | paste -sd' '), in every variant and round"
 
-# The report: medians over rounds, ratios to A, flush counts.
+# The cost of one lazy fault against one remote fence, from the KUnit
+# suite on 2 and 4 harts.
+note "the lazy fault's cost: scripts/run-kunit.sh riscv flush_cache_vmap flush_cache_vmap_4_harts"
+"$top/scripts/run-kunit.sh" riscv flush_cache_vmap flush_cache_vmap_4_harts >"$out/kunit.log" 2>&1 ||
+	{ tail -n 20 "$out/kunit.log" >&2; die "the riscv KUnit runs failed (log: ${out#"$top"/}/kunit.log)"; }
+cost=""
+for run in flush_cache_vmap flush_cache_vmap_4_harts; do
+	line=$(grep -o 'cost: .*' "$build_dir/kunit/riscv/arch_riscv_mm_flush_cache_vmap/$run.kernel.log" |
+		sed 's/^cost: //' | paste -sd';') ||
+		die "no cost lines in the KUnit log of run $run"
+	[ -n "$line" ] || die "no cost lines in the KUnit log of run $run"
+	cost+="- $run: $line"$'\n'
+done
+
 report=$(awk -F'\t' -v target="$target" '
-	function median(list,    a, n, i, j, t) {
-		n = split(list, a, " ")
+	function sort(a, n,    i, j, t) {
 		for (i = 1; i <= n; i++)
 			for (j = i + 1; j <= n; j++)
 				if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+	}
+	function stat(list, what,    a, n) {
+		n = split(list, a, " ")
+		sort(a, n)
+		if (what == "min") return a[1]
+		if (what == "max") return a[n]
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
-	FNR == NR { t[$3] = t[$3] " " $4; v[$3, $1] = v[$3, $1] " " $4; next }
-	{ c[$1, "ranged"] = c[$1, "ranged"] " " $3; c[$1, "full"] = c[$1, "full"] " " $4 }
+	FNR == NR { names[$3] = 1; v[$3, $1] = v[$3, $1] " " $4; next }
+	{ f[$2, $1] = $3 "\t" $4 "\t" $5; if ($2 != "(module load)") fnames[$2] = 1 }
 	END {
-		printf "| test | A usec | B usec | C usec | B/A | C/A |\n"
-		printf "| --- | ---: | ---: | ---: | ---: | ---: |\n"
-		met = 1
-		for (name in t) names[++n] = name
-		for (i = 1; i <= n; i++)
-			for (j = i + 1; j <= n; j++)
-				if (names[j] < names[i]) { s = names[i]; names[i] = names[j]; names[j] = s }
-		for (i = 1; i <= n; i++) {
-			name = names[i]
-			a = median(v[name, "A"]); b = median(v[name, "B"]); cc = median(v[name, "C"])
-			printf "| %s | %d | %d | %d | %.2f | %.2f |\n", name, a, b, cc, b / a, cc / a
-			if (cc / a > target) met = 0
-		}
-		printf "\n| variant | ranged flushes | full flushes |\n| --- | ---: | ---: |\n"
-		split("A B C", vs, " ")
-		for (i = 1; i <= 3; i++) {
-			r = c[vs[i], "ranged"]; f = c[vs[i], "full"]
-			if (r ~ /-/) printf "| %s | n/a (no counters) | n/a |\n", vs[i]
-			else printf "| %s | %d | %d |\n", vs[i], median(r), median(f)
-		}
-		printf "\nC/A <= %s on every test: %s\n", target, met ? "met" : "NOT met"
-	}' "$out/times-smp$cpus.tsv" "$out/counts-smp$cpus.tsv")
-
-control=$(awk -F'\t' '
-	{ v[$3, $1] = $4; names[$3] = 1 }
-	END {
-		printf "| test | A usec | C usec | C/A |\n| --- | ---: | ---: | ---: |\n"
 		for (t in names) list[++n] = t
 		for (i = 1; i <= n; i++)
 			for (j = i + 1; j <= n; j++)
 				if (list[j] < list[i]) { s = list[i]; list[i] = list[j]; list[j] = s }
-		for (i = 1; i <= n; i++)
-			printf "| %s | %d | %d | %.2f |\n", list[i], v[list[i], "A"], v[list[i], "C"],
-				v[list[i], "C"] / v[list[i], "A"]
-	}' "$out/times-smp1.tsv")
+		printf "| test | A usec min/median/max | B usec min/median/max | C usec min/median/max | B/A | C/A |\n"
+		printf "| --- | ---: | ---: | ---: | ---: | ---: |\n"
+		met = 1
+		for (i = 1; i <= n; i++) {
+			t = list[i]
+			a = stat(v[t, "A"]); b = stat(v[t, "B"]); c = stat(v[t, "C"])
+			printf "| %s | %d/%d/%d | %d/%d/%d | %d/%d/%d | %.2f | %.2f |\n", t,
+				stat(v[t, "A"], "min"), a, stat(v[t, "A"], "max"),
+				stat(v[t, "B"], "min"), b, stat(v[t, "B"], "max"),
+				stat(v[t, "C"], "min"), c, stat(v[t, "C"], "max"), b / a, c / a
+			if (c / a > target) { met = 0; missed = missed " " t }
+		}
+		printf "\nC/A <= %s on every test (medians): %s\n", target, met ? "met" : "NOT met:" missed
+		printf "\n| test | A marks/lazy/remote | B marks/lazy/remote | C marks/lazy/remote |\n"
+		printf "| --- | ---: | ---: | ---: |\n"
+		fmet = 1
+		list2[1] = "(module load)"; m = 1
+		for (i = 1; i <= n; i++) list2[++m] = list[i]
+		for (i = 1; i <= m; i++) {
+			t = list2[i]
+			split(f[t, "A"], fa, "\t"); split(f[t, "B"], fb, "\t"); split(f[t, "C"], fc, "\t")
+			printf "| %s | %s/%s/%s | %s/%s/%s | %s/%s/%s |\n", t,
+				fa[1], fa[2], fa[3], fb[1], fb[2], fb[3], fc[1], fc[2], fc[3]
+			if (fc[3] + 0 > fa[3] + 0) { fmet = 0; fmissed = fmissed " " t }
+		}
+		printf "\nC sends no more remote fences than A on every test: %s\n", fmet ? "met" : "NOT met:" fmissed
+	}' "$out/times-timing.tsv" "$out/fences-fences.tsv")
 
 qemu=$(qemu-system-riscv64 --version | head -n 1)
 host="$(uname -srm), $(nproc) CPUs ($(lscpu | sed -n 's/^Model name: *//p' | head -n 1))"
 cat >"$results" <<EOF
-# flush_cache_vmap() on riscv64: cost of the flush, measured
+# New kernel mappings on riscv64: what they cost, measured
 
 Produced by \`make bench-vmap\` (scripts/bench-vmap.sh) on $(date -u +%Y-%m-%d).
 
-- QEMU: $qemu, TCG, \`-machine virt -cpu rv64 -smp $cpus\`, OpenSBI from Debian's opensbi package
+- QEMU: $qemu, TCG, \`-machine virt -cpu rv64\`, OpenSBI from Debian's opensbi package
 - Host: $host
 - Kernel: Debian linux-source-6.1 $(installed_base_version) with the series, allnoconfig plus bench/vmap.config
-- Load: lib/test_vmalloc.ko with its default tests and its default single worker thread, \`test_loop_count=$loops\` (default 1000000); each vmap() of a test flushes on all $cpus harts
+- Load: lib/test_vmalloc.ko loaded once per test (\`run_test_mask\`), its default single worker, \`test_loop_count=$loops\` (default 1000000)
 - Tests reporting failures: $failing_note (align_shift_alloc_test fails by design: it asks for alignments up to 2^63)
-- $rounds rounds, boots alternating A B C; each cell is the median over the rounds of the mean over the workers of test_vmalloc's "avg" usec; $elapsed s of boots in all
+- Timing: $rounds rounds on $timing_harts harts, boots alternating ${variants[*]}; each cell is test_vmalloc's "avg" usec (min/median/max over the rounds); $elapsed s of boots in all
 
 Variants, all the series tip:
-- A: without flush_cache_vmap() (reverts the three riscv flush patches): 6.1's unsafe behaviour
-- B: flush_cache_vmap() with the global flush (reverts "riscv: flush kernel TLB ranges by address up to a threshold")
-- C: flush_cache_vmap() with the ranged flush: the series
+- A: nothing on a new kernel mapping (bench/variant-A.diff): 6.1's behaviour
+- B: a fence on every hart for each new kernel mapping (bench/variant-B.diff): upstream v6.5 to v6.11
+- C: the series: every CPU marked, a local sfence.vma on a marked kernel page fault
 
-Target: C/A at most $target on every test. Where the time goes: bench/README.md.
+Targets: C/A at most $target on every test, and C sends no remote fence for a vmap (no more than A).
+
+## Time
 
 $report
 
-Flush counts are those flush_cache_vmap() caused during one boot's test run (median over rounds), from /sys/kernel/debug/flush_cache_vmap.
+Fences: one boot per variant on $fence_harts harts. marks: flush_cache_vmap() marks; lazy: sfence.vma at a marked fault; remote: other harts asked to fence (from /sys/kernel/debug/riscv/tlb_fences, the difference across one load of the module). "(module load)" is the load with no test, whose module mappings and set_memory_*() fences every row includes.
 
-## Control: one hart
+## One lazy fault against one remote fence
 
-The same A and C kernels and load, one boot each with \`-smp 1\`, where a
-flush reaches no other hart:
+From the KUnit suite riscv_flush_cache_vmap (\`lazy_fault_cost\`), 1000 forced faults on this hart, marked and unmarked, against 1000 one-page flush_tlb_kernel_range() calls:
 
-$control
+$cost
+## What TCG cannot show
+
+QEMU never caches an invalid page table entry, so under it no hart ever takes the lazy fence by itself (every "lazy" count above is 0), and C costs what A costs. On a hart that does cache invalid entries, C pays one trap per burst of new mappings, on that hart only, when it touches one: the "lazy fence" line above. QEMU also drops its whole software TLB on any sfence.vma, address or not, so the cost of a fence here includes refilling everything; on hardware an address-specific fence drops one entry.
 EOF
 
 echo "$report"
 echo
-echo "control, 1 hart:"
-echo "$control"
+echo "$cost"
 note "results written to ${results#"$top"/}"

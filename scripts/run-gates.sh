@@ -2,12 +2,14 @@
 # make gates: the checks a patch series passes before it is sent upstream,
 # over every patch in build/linux (base..series):
 #   - each patch, in order: checkpatch.pl --strict (scripts/check-patches.sh)
-#     and an x86_64 build of the directories the series touches, so that
-#     the series is bisectable;
+#     and an x86_64 build of the directories the series touches, plus a
+#     riscv64 one for the patches that touch arch/riscv, so that the
+#     series is bisectable;
 #   - at the tip, W=1 and C=1 (sparse) add no warning in the touched files
 #     compared with the base;
 #   - defconfig and allnoconfig builds for x86_64, i386, riscv64 and arm64,
-#     and um's defconfig, each with the series' options (gates/);
+#     and the defconfigs of um and riscv32, each with the series' options
+#     (gates/);
 #   - x86_64 with Debian's own configuration (linux-config-6.1);
 #   - GATES_RANDCONFIGS (default 10) seeded randconfigs per architecture
 #     (GATES_ARCHES, default all four), seeds from GATES_SEED (default 1)
@@ -65,6 +67,7 @@ arch_of() {
 	i386) echo "i386 - x86" ;;
 	arm64) echo "arm64 aarch64-linux-gnu- arm64" ;;
 	riscv) echo "riscv riscv64-linux-gnu- riscv" ;;
+	riscv32) echo "riscv riscv64-linux-gnu- riscv" ;;
 	um) echo "um - -" ;;
 	*) die "no gate architecture '$1'" ;;
 	esac
@@ -179,6 +182,12 @@ check_patches() {
 		else
 			result FAIL "build x86_64 patch $n: configuration failed (log: build/gates/bisect.log)"
 		fi
+		tgit diff --name-only "$c^" "$c" | grep -q '^arch/riscv/' || continue
+		if configure "$obj-riscv" riscv defconfig >"$out/bisect.log" 2>&1; then
+			gate "build riscv patch $n/${#commits[@]}: $subject" "$obj-riscv" riscv "$out/bisect-riscv-$n.log" || true
+		else
+			result FAIL "build riscv patch $n: configuration failed (log: build/gates/bisect.log)"
+		fi
 	done
 }
 
@@ -208,9 +217,9 @@ check_wc() {
 check_builds() {
 	local arch kind obj
 	checkout "${commits[-1]}"
-	for arch in x86_64 i386 riscv arm64 um; do
+	for arch in x86_64 i386 riscv arm64 um riscv32; do
 		for kind in defconfig allnoconfig; do
-			[ "$arch" != um ] || [ "$kind" = defconfig ] || continue
+			case $arch in um | riscv32) [ "$kind" = defconfig ] || continue ;; esac
 			obj="$out/obj-$arch-$kind"
 			if ! configure "$obj" "$arch" "$kind" >"$out/$arch-$kind.log" 2>&1; then
 				result FAIL "$arch $kind: configuration failed (log: build/gates/$arch-$kind.log)"
@@ -220,6 +229,10 @@ check_builds() {
 			x86_64-defconfig | i386-defconfig | riscv-defconfig | arm64-defconfig)
 				has_option "$obj" CONFIG_ARCH_HAS_CPU_CACHE_INVALIDATE_MEMREGION=y ||
 					result FAIL "$arch defconfig: ARCH_HAS_CPU_CACHE_INVALIDATE_MEMREGION is off"
+				;;
+			riscv32-defconfig)
+				has_option "$obj" CONFIG_32BIT=y ||
+					result FAIL "riscv32 defconfig: CONFIG_32BIT did not take effect"
 				;;
 			esac
 			gate "$arch $kind" "$obj" "$arch" "$out/$arch-$kind.log" || true

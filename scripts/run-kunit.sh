@@ -3,12 +3,17 @@
 # series kernel in build/linux through kunit.py with that run's one
 # kunitconfig (each suite alone, as kunit.py run --kunitconfig=... does),
 # then boot it under QEMU. A build is shared by the runs of the same
-# kunitconfig. One line per run; ends with the total.
+# kunitconfig and options. One line per run; ends with the total.
+#
+# Usage: run-kunit.sh ARCH [RUN...]   (default: every run of kunit/ARCH.conf)
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-arch=${1:?usage: run-kunit.sh ARCH}
+arch=${1:?usage: run-kunit.sh ARCH [RUN...]}
+shift
+# The runs to make: all of kunit/ARCH.conf, or those named.
+only=("$@")
 conf="$top/kunit/$arch.conf"
 [ -f "$conf" ] || die "no kunit/$arch.conf: KUnit runs exist for $(find "$top/kunit" -name '*.conf' -printf '%f\n' | sed 's/\.conf$//' | sort | paste -sd' ')"
 [ -e "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
@@ -55,16 +60,25 @@ build() {
 	note "built in $((SECONDS - start)) s"
 }
 
+for want in "${only[@]}"; do
+	printf '%s\n' "${runs[@]}" | grep -q "^$want|" ||
+		die "kunit/$arch.conf has no run named $want"
+done
 for run in "${runs[@]}"; do
 	IFS='|' read -r name kunitconfig run_qemu_args expect run_kconfig <<<"$run"
+	if [ ${#only[@]} -gt 0 ] && ! printf '%s\n' "${only[@]}" | grep -qx -- "$name"; then
+		continue
+	fi
 	read -ra run_kconfig <<<"$run_kconfig"
 	[ -f "$tree/$kunitconfig" ] ||
 		die "kunit/$arch.conf run $name names $kunitconfig, which build/linux does not have"
-	# One build directory per kunitconfig: lib/memregion.kunitconfig
-	# builds in build/kunit/ARCH/lib_memregion. Runs that share a
-	# kunitconfig share its build, and so its added options.
+	# One build directory per kunitconfig and added options:
+	# lib/memregion.kunitconfig builds in build/kunit/ARCH/lib_memregion,
+	# with CONFIG_KASAN=y added in lib_memregion+KASAN. Runs that differ
+	# only in their QEMU arguments share a build.
 	slug=${kunitconfig%.kunitconfig}
-	out="$build_dir/kunit/$arch/${slug//\//_}"
+	opts=$(printf '%s\n' "${run_kconfig[@]}" | sed -e 's/^CONFIG_//' -e 's/=y$//' | paste -sd+)
+	out="$build_dir/kunit/$arch/${slug//\//_}${opts:++$opts}"
 	if ! build "$kunitconfig" "$out" "${run_kconfig[@]}"; then
 		echo "FAIL kunit $arch $name: build failed (log: ${out#"$top"/}/build.log)"
 		failed=$((failed + 1))
