@@ -21,6 +21,7 @@ rounds=${BENCH_ROUNDS:-5}
 # test_vmalloc's default is 1000000 loops per test: hours under TCG.
 loops=${BENCH_LOOPS:-10000}
 timing_harts=$(($(nproc) < 2 ? $(nproc) : 2))
+[ "$timing_harts" -ge 2 ] || die "one CPU: timing needs 2 harts, or no hart is ever fenced remotely"
 fence_harts=4
 target=1.05
 out="$build_dir/bench-vmap"
@@ -196,6 +197,7 @@ report=$(awk -F'\t' -v target="$target" '
 		for (i = 1; i <= n; i++) {
 			t = list[i]
 			a = stat(v[t, "A"]); b = stat(v[t, "B"]); c = stat(v[t, "C"])
+			if (a + 0 == 0) { printf "| %s | A took 0 usec: no ratio |\n", t; met = 0; missed = missed " " t; continue }
 			printf "| %s | %d/%d/%d | %d/%d/%d | %d/%d/%d | %.2f | %.2f |\n", t,
 				stat(v[t, "A"], "min"), a, stat(v[t, "A"], "max"),
 				stat(v[t, "B"], "min"), b, stat(v[t, "B"], "max"),
@@ -203,19 +205,22 @@ report=$(awk -F'\t' -v target="$target" '
 			if (c / a > target) { met = 0; missed = missed " " t }
 		}
 		printf "\nC/A <= %s on every test (medians): %s\n", target, met ? "met" : "NOT met:" missed
-		printf "\n| test | A marks/lazy/remote | B marks/lazy/remote | C marks/lazy/remote |\n"
-		printf "| --- | ---: | ---: | ---: |\n"
+		printf "\n| test | A marks/lazy/remote | B marks/lazy/remote | C marks/lazy/remote | B-A remote | C-A remote |\n"
+		printf "| --- | ---: | ---: | ---: | ---: | ---: |\n"
 		fmet = 1
 		list2[1] = "(module load)"; m = 1
 		for (i = 1; i <= n; i++) list2[++m] = list[i]
 		for (i = 1; i <= m; i++) {
 			t = list2[i]
 			split(f[t, "A"], fa, "\t"); split(f[t, "B"], fb, "\t"); split(f[t, "C"], fc, "\t")
-			printf "| %s | %s/%s/%s | %s/%s/%s | %s/%s/%s |\n", t,
-				fa[1], fa[2], fa[3], fb[1], fb[2], fb[3], fc[1], fc[2], fc[3]
-			if (fc[3] + 0 > fa[3] + 0) { fmet = 0; fmissed = fmissed " " t }
+			printf "| %s | %s/%s/%s | %s/%s/%s | %s/%s/%s | %d | %d |\n", t,
+				fa[1], fa[2], fa[3], fb[1], fb[2], fb[3], fc[1], fc[2], fc[3],
+				fb[3] - fa[3], fc[3] - fa[3]
+			# Remote fences per mark: B sends several per vmap, C none;
+			# what C has beyond A comes from vunmap purges, not marks.
+			if (fc[1] + 0 > 0 && (fc[3] - fa[3]) / fc[1] > 0.01) { fmet = 0; fmissed = fmissed " " t }
 		}
-		printf "\nC sends no more remote fences than A on every test: %s\n", fmet ? "met" : "NOT met:" fmissed
+		printf "\nC sends no remote fence per vmap (C-A remote fences below 1 %% of its marks, the rest being vunmap purges) on every test: %s\n", fmet ? "met" : "NOT met:" fmissed
 	}' "$out/times-timing.tsv" "$out/fences-fences.tsv")
 
 qemu=$(qemu-system-riscv64 --version | head -n 1)
@@ -237,17 +242,17 @@ Variants, all the series tip:
 - B: a fence on every hart for each new kernel mapping (bench/variant-B.diff): upstream v6.5 to v6.11
 - C: the series: every CPU marked, a local sfence.vma on a marked kernel page fault
 
-Targets: C/A at most $target on every test, and C sends no remote fence for a vmap (no more than A).
+Targets: C/A at most $target on every test, and C sends no remote fence for a vmap. A is the series tip with marks disabled, so it carries C's boot-time pre-allocation and entry check too (neither runs in these loops: no kernel page fault happens under QEMU); all three time with RISCV_TLB_FENCE_STATS on, which adds a per-CPU increment to C's marks only.
 
 ## Time
 
 $report
 
-Fences: one boot per variant on $fence_harts harts. marks: flush_cache_vmap() marks; lazy: sfence.vma at a marked fault; remote: other harts asked to fence (from /sys/kernel/debug/riscv/tlb_fences, the difference across one load of the module). "(module load)" is the load with no test, whose module mappings and set_memory_*() fences every row includes.
+Fences: one boot per variant on $fence_harts harts. marks: flush_cache_vmap() marks; lazy: sfence.vma at a marked fault; remote: other harts asked to fence for kernel mappings (from /sys/kernel/debug/riscv/tlb_fences, the difference across one load of the module). "(module load)" is the load with no test, whose module mappings and set_memory_*() fences every row includes; vunmap()'s lazy purges fence too, in every variant, at times that vary.
 
 ## One lazy fault against one remote fence
 
-From the KUnit suite riscv_flush_cache_vmap (\`lazy_fault_cost\`), 1000 forced faults on this hart, marked and unmarked, against 1000 one-page flush_tlb_kernel_range() calls:
+From the KUnit suite riscv_flush_cache_vmap (\`lazy_fault_cost\`), the mean of 1000 forced faults on one hart, marked and unmarked, against 1000 one-page flush_tlb_kernel_range() calls (flush_tlb_all() on 6.1: a full fence on every other hart):
 
 $cost
 ## What TCG cannot show
