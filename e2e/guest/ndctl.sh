@@ -272,3 +272,31 @@ else
 	n=$(dmesg | grep -c "activated without CPU cache invalidation")
 	if [ "$n" -eq 0 ]; then pass "bypass not logged again" "$others more activation(s)"; else fail "bypass not logged again" "$n more message(s)"; fi
 fi
+
+# A dimm locked when its bus appears, as after a power cycle: nfit_test's
+# bus is taken down and probed again with the dimm locked (its emulated
+# state outlives the bus). The unlock when the dimm's driver binds, with
+# the key from the keyring, marks it; the first activation of each region
+# that includes it invalidates once.
+run "locked at load: disable-regions" ndctl disable-region -b "$bus" all
+echo 1 >"$(test_dimm "$race")/lock_dimm"
+trace_start
+echo "$bus" >/sys/bus/platform/drivers/nfit_test/unbind
+echo "$bus" >/sys/bus/platform/drivers/nfit_test/bind
+ndctl list -b "$bus" -R >/dev/null
+if [ "$(security "$race")" = unlocked ]; then pass "locked at load: unlock $race"; else fail "locked at load: unlock $race" "security: $(security "$race")"; fi
+with=0
+for r in $(regions_of_bus "$bus"); do
+	case " $(dimms_of "$r" | tr '\n' ' ') " in
+	*" $race "*)
+		with=$((with + 1))
+		if active "$r"; then pass "locked at load: ${r##*/} active"; else fail "locked at load: ${r##*/} active" "no driver: $(dmesg | grep "${r##*/}" | tail -n 1)"; fi
+		;;
+	esac
+done
+if [ "$with" -ge 1 ]; then pass "locked at load: regions" "$with include $race"; else fail "locked at load: regions" "none includes $race"; fi
+if supported; then
+	expect_events "locked at load: activations" "$with"
+else
+	expect_events "locked at load: activations" 0
+fi
