@@ -43,7 +43,7 @@ regions_of() { find "$devices/$1/" -maxdepth 1 -name 'region*' | sed 's,.*/,,' |
 # create-region tears the region down again, without a refusal of the
 # teardown.
 create() {
-	_check=$1 _decoder=$2
+	_what=$1 _decoder=$2
 	shift 2
 	before=$(regions_of "$_decoder" | tr '\n' ' ')
 	trace_start
@@ -55,44 +55,44 @@ create() {
 	done
 	if supported || cxl_bypass; then
 		if [ -z "$region" ] || ! active "$devices/$region"; then
-			fail "$_check active" "exit $rc: $(tail -n 3 /tmp/create.out | tr '\n' ' ')"
+			fail "$_what active" "exit $rc: $(tail -n 3 /tmp/create.out | tr '\n' ' ')"
 			return 1
 		fi
 		start=$(cat "$devices/$region/resource")
 		size=$(cat "$devices/$region/size")
 		ways=$(cat "$devices/$region/interleave_ways")
-		pass "$_check active" "$region, x$ways, $(hex "$size") bytes at $(hex "$start")"
+		pass "$_what active" "$region, x$ways, $(hex "$size") bytes at $(hex "$start")"
 		if supported; then
-			expect_events "$_check activation" 1 "$start" "$size" 0
+			expect_events "$_what activation" 1 "$start" "$size" 0
 		else
-			expect_events "$_check activation" 0
+			expect_events "$_what activation" 0
 			# The bypass is logged once a boot, not per activation.
 			_n=$(dmesg | grep -c "activated without CPU cache invalidation (CONFIG_CXL_REGION_INVALIDATION_TEST)")
 			_want=0
-			[ "$_check" = create ] && _want=1
-			if [ "$_n" -eq "$_want" ]; then pass "$_check bypass logged $_want time(s)"; else fail "$_check bypass logged $_want time(s)" "$_n message(s)"; fi
+			[ "$_what" = create ] && _want=1
+			if [ "$_n" -eq "$_want" ]; then pass "$_what bypass logged $_want time(s)"; else fail "$_what bypass logged $_want time(s)" "$_n message(s)"; fi
 		fi
 		return
 	fi
 	if [ -n "$region" ] && active "$devices/$region"; then
-		fail "$_check refused" "$region is active in a guest"
+		fail "$_what refused" "$region is active in a guest"
 		return 1
 	fi
 	refused=$(grep -o 'region[0-9]*: failed to enable: .*' /tmp/create.out | head -n 1)
 	if [ -z "$refused" ]; then
-		fail "$_check refused" "exit $rc: $(tail -n 3 /tmp/create.out | tr '\n' ' ')"
+		fail "$_what refused" "exit $rc: $(tail -n 3 /tmp/create.out | tr '\n' ' ')"
 		return 1
 	fi
 	region=${refused%%:*}
-	pass "$_check refused" "cxl create-region: $refused"
-	expect_log "$_check refusal message" "$region: not activated: CPU caches may hold stale data of"
+	pass "$_what refused" "cxl create-region: $refused"
+	expect_log "$_what refusal message" "$region: not activated: CPU caches may hold stale data of"
 	if [ -e "$devices/$region" ]; then
-		fail "$_check teardown" "$region still exists after the refusal"
+		fail "$_what teardown" "$region still exists after the refusal"
 	else
-		pass "$_check teardown" "$region destroyed by cxl create-region"
+		pass "$_what teardown" "$region destroyed by cxl create-region"
 	fi
-	if dmesg | grep -q "not written back"; then fail "$_check teardown write-back" "$(dmesg | grep -m1 "not written back")"; fi
-	expect_events "$_check activation and teardown" 0
+	if dmesg | grep -q "not written back"; then fail "$_what teardown write-back" "$(dmesg | grep -m1 "not written back")"; fi
+	expect_events "$_what activation and teardown" 0
 	return 1
 }
 
