@@ -1,8 +1,10 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2034,SC2154 # $event is for the others; /init sets $scenario
 # Helpers for make e2e's scenarios; sourced by /init in the guest, which
-# sets $scenario and $mode ("hidden" or "visible": the CPUID hypervisor
-# bit). Every check prints one line the host counts:
+# sets $scenario, $mode ("hidden" or "visible": the CPUID hypervisor
+# bit) and $kernel ("nvdimm-bypass": CONFIG_NVDIMM_SECURITY_TEST on and
+# CONFIG_CXL_REGION_INVALIDATION_TEST off, or "cxl-bypass": the reverse).
+# Every check prints one line the host counts:
 #   E2E pass <scenario>/<check>[: detail]
 #   E2E FAIL <scenario>/<check>: what went wrong
 
@@ -100,4 +102,20 @@ expect_log() {
 	else
 		fail "$1" "kernel did not say '$2'"
 	fi
+}
+
+# supported: the kernel can invalidate CPU caches (hypervisor bit hidden).
+supported() { [ "$mode" = hidden ]; }
+# nvdimm_bypass, cxl_bypass: which test bypass the kernel has.
+nvdimm_bypass() { [ "$kernel" = nvdimm-bypass ]; }
+cxl_bypass() { [ "$kernel" = cxl-bypass ]; }
+
+# active DEVICE_DIR: a driver is bound to the device (a region is active).
+# Tools exit 0 when the kernel refused, so checks look here.
+active() { [ -e "$1/driver" ]; }
+
+# count_events START LEN: the invalidations since trace_start of exactly
+# that range, with ret 0.
+count_events() {
+	trace_events | grep -c "^start=$(hex "$1") len=$(hex "$2") ret=0 "
 }
