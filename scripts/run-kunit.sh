@@ -19,7 +19,7 @@ conf="$top/kunit/$arch.conf"
 [ -e "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
 
 kunit_arch='' cross_compile='' qemu_args=''
-kconfig_add=() log_expect=() log_reject=() runs=()
+kconfig_add=() kernel_args=() log_expect=() log_reject=() runs=()
 # shellcheck source=../kunit/x86_64.conf
 . "$conf"
 
@@ -89,6 +89,9 @@ for run in "${runs[@]}"; do
 	rc=0
 	boot=()
 	[ -z "$qemu_args$run_qemu_args" ] || boot=(--qemu_args="$qemu_args $run_qemu_args")
+	for a in "${kernel_args[@]}"; do
+		boot+=(--kernel_args="$a")
+	done
 	(cd "$tree" && "${kunit_py[@]}" exec "${common[@]}" --build_dir="$out" \
 		--kunitconfig="$kunitconfig" "${boot[@]}") >"$log" 2>&1 || rc=$?
 	cp "$out/test.log" "$out/$name.kernel.log" 2>/dev/null || : >"$out/$name.kernel.log"
