@@ -6,7 +6,11 @@
  * After each load it prints the difference of the fence counters of
  * /sys/kernel/debug/riscv/tlb_fences:
  *
- *   bench-vmap: mask=0x1 marks=N lazy_fences=N remote_fences=N
+ *   bench-vmap: mask=0x1 marks=N kernel_traps=N lazy_fences=N
+ *     remote_fences=N remote_asid_fences=N          (on one line)
+ *
+ * or "bench-vmap: mask=0x1 no counters" in a kernel without them (the
+ * timing kernels).
  *
  * The module prints each test's time ("Summary: <test> ... avg: N usec")
  * before that line. Then it powers the machine off.
@@ -22,12 +26,13 @@
 #define TESTS 10	/* test_case_array[] of lib/test_vmalloc.c in 6.1 */
 
 struct counts {
-	unsigned long marks, lazy_fences, remote_fences;
+	unsigned long marks, kernel_traps, lazy_fences, remote_fences,
+		remote_asid_fences;
 };
 
 static int read_counts(struct counts *c)
 {
-	char buf[256];
+	char buf[512];
 	ssize_t n = -1;
 	int fd = open("/d/riscv/tlb_fences", O_RDONLY);
 
@@ -38,8 +43,10 @@ static int read_counts(struct counts *c)
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
-	if (sscanf(buf, "marks %lu lazy_fences %lu remote_fences %lu",
-		   &c->marks, &c->lazy_fences, &c->remote_fences) != 3)
+	/* The totals come first, one per line. */
+	if (sscanf(buf, "marks %lu kernel_traps %lu lazy_fences %lu remote_fences %lu remote_asid_fences %lu",
+		   &c->marks, &c->kernel_traps, &c->lazy_fences,
+		   &c->remote_fences, &c->remote_asid_fences) != 5)
 		return -1;
 	return 0;
 }
@@ -57,10 +64,12 @@ static void run(int modfd, const char *params, unsigned long mask)
 	if (syscall(SYS_finit_module, modfd, args, 0) == 0)
 		printf("bench-vmap: test_vmalloc stayed loaded\n");
 	if (counted && read_counts(&after) == 0)
-		printf("bench-vmap: mask=0x%lx marks=%lu lazy_fences=%lu remote_fences=%lu\n",
+		printf("bench-vmap: mask=0x%lx marks=%lu kernel_traps=%lu lazy_fences=%lu remote_fences=%lu remote_asid_fences=%lu\n",
 		       mask, after.marks - before.marks,
+		       after.kernel_traps - before.kernel_traps,
 		       after.lazy_fences - before.lazy_fences,
-		       after.remote_fences - before.remote_fences);
+		       after.remote_fences - before.remote_fences,
+		       after.remote_asid_fences - before.remote_asid_fences);
 	else
 		printf("bench-vmap: mask=0x%lx no counters\n", mask);
 	fflush(stdout);

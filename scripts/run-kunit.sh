@@ -110,7 +110,14 @@ for run in "${runs[@]}"; do
 	[ "$rc" -eq 0 ] || problems+=("kunit.py exit $rc")
 	[ -n "$summary" ] || problems+=("no test results")
 	[ $((f + c + e)) -eq 0 ] || problems+=("$f failed, $c crashed, $e errors")
-	for want in "$expect" "${log_expect[@]}"; do
+	# A run may expect several lines, joined by "&&".
+	wants=() rest=$expect
+	while [ -n "$rest" ]; do
+		wants+=("${rest%%&&*}")
+		[ "${rest#*&&}" != "$rest" ] || break
+		rest=${rest#*&&}
+	done
+	for want in "${wants[@]}" "${log_expect[@]}"; do
 		grep -qF -- "$want" "$out/$name.kernel.log" ||
 			problems+=("kernel log lacks \"$want\"")
 	done
