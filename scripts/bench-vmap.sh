@@ -264,20 +264,23 @@ report=$(awk -F'\t' -v target="$target" -v untargeted="$untargeted" -v boots="$f
 		for (i = 1; i <= n; i++) list2[++m] = list[i]
 		for (i = 1; i <= m; i++) {
 			t = list2[i]
-			ba = ""; ca = ""
+			ba = ""; ca = ""; low = ""
 			for (bt = 1; bt <= boots; bt++) {
 				ba = ba (bt > 1 ? ", " : "") (fv[t, "B", bt, 4] - fv[t, "A", bt, 4])
 				d = fv[t, "C", bt, 4] - fv[t, "A", bt, 4]
 				ca = ca (bt > 1 ? ", " : "") d
-				# Remote fences per mark: B sends several per vmap, C
-				# none; what C has beyond A comes from vunmap purges.
-				if (fv[t, "C", bt, 1] + 0 > 0 && d / fv[t, "C", bt, 1] > 0.01) { fmet = 0; fmissed = fmissed " " t }
+				if (fv[t, "C", bt, 1] + 0 > 0 && (low == "" || d / fv[t, "C", bt, 1] < low))
+					low = d / fv[t, "C", bt, 1]
 			}
+			# Remote fences per mark: B sends several per vmap, in every
+			# boot; what C has beyond A comes from vunmap purges, whose
+			# fences land in one test or another from boot to boot.
+			if (low != "" && low > 0.01) { fmet = 0; fmissed = fmissed " " t }
 			printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", t,
 				per_boot(t, "A", 4), per_boot(t, "B", 4), per_boot(t, "C", 4),
 				per_boot(t, "C", 1), per_boot(t, "C", 3), ba, ca
 		}
-		printf "\nC sends no remote fence per vmap (C-A remote fences below 1 %% of its marks in every boot, the rest being vunmap purges) on every test: %s\n", fmet ? "met" : "NOT met:" fmissed
+		printf "\nC sends no remote fence per vmap (C-A remote fences below 1 %% of its marks in at least one boot: a fence per vmap shows in every boot, a vunmap purge lands in one test or another) on every test: %s\n", fmet ? "met" : "NOT met:" fmissed
 	}' "$out/times.tsv" "$out/fences.tsv")
 
 qemu=$(qemu-system-riscv64 --version | head -n 1)
