@@ -192,6 +192,9 @@ if ! supported && nvdimm_bypass; then
 	else
 		fail "bypass logged once" "$(dmesg | grep -c "activated without CPU cache invalidation") messages"
 	fi
+	expect_taint "bypass taints the kernel" 1
+else
+	expect_taint "no bypass, no taint" 0
 fi
 if ! active "$region"; then
 	# Refused in a guest: every other region of the bus too.
@@ -224,33 +227,46 @@ run "re-enable-region $name" ndctl enable-region "$name"
 if active "$region"; then pass "re-activated $name"; else fail "re-activated $name" "no driver"; fi
 expect_events "reactivation $name" 0
 
-# An unlock racing the activation (a locked dimm's driver bound while the
-# region probes): either it comes first and the activation invalidates,
-# or the region finds the dimm without its driver and refuses, and the
-# next activation invalidates. Never active without. ndctl enable-dimm
-# first waits for the bus's probes (wait_probe), so the race is driven
-# as udev or a second ndctl that started earlier would: the dimm is bound
-# through sysfs while ndctl enable-region runs.
+# An unlock racing the activation, forced: the dimm's probe publishes its
+# driver data, then waits (libnvdimm's unlock_delay_ms, which only
+# nfit_test's build of it has) before it unlocks; the region is bound in
+# that window, sees the dimm without its mark, and goes live. The unlock
+# must then invalidate the live region's range itself (nvdimm_unlocked()).
+# The region's bind is checked to have come first: the dimm still locked
+# and no invalidation yet.
 for race in $dimms; do :; done
+# Without namespaces, so that the region activates whatever labels the
+# half-probed dimm shows (none yet).
+run "race: destroy the namespaces of $name" ndctl destroy-namespace -f -r "$name" all
 run "disable-region $name for the race" ndctl disable-region "$name"
 # The erases removed the passphrases: set one again, as before the lock.
 run "race: setup-passphrase $race" ndctl setup-passphrase "$race" -k user:nvdimm-master
 run "race: disable-dimm $race" ndctl disable-dimm "$race"
 echo 1 >"$(test_dimm "$race")/lock_dimm"
 if [ "$(security "$race")" = locked ]; then pass "race: lock $race"; else fail "race: lock $race" "security: $(security "$race")"; fi
+delay=/sys/module/libnvdimm/parameters/unlock_delay_ms
+echo 4000 >"$delay"
 trace_start
-ndctl enable-region "$name" >/dev/null 2>&1 &
-sleep 0.2
-if echo "$race" >/sys/bus/nd/drivers/nvdimm/bind; then pass "race: bind $race during the activation"; else fail "race: bind $race during the activation"; fi
-wait
-if [ "$(security "$race")" = unlocked ]; then pass "race: unlock $race"; else fail "race: unlock $race" "security: $(security "$race")"; fi
-if active "$region"; then
-	note "race: $name activated after the unlock"
+echo "$race" >/sys/bus/nd/drivers/nvdimm/bind &
+bind=$!
+sleep 1
+echo "$name" >/sys/bus/nd/drivers/nd_region/bind 2>/dev/null
+inside="$(security "$race"), $(trace_events | grep -c .) invalidation(s)"
+if active "$region" && [ "$inside" = "locked, 0 invalidation(s)" ]; then
+	pass "race: $name live before the unlock of $race" "$inside"
 else
-	note "race: $name refused the dimm without its driver; enabling again"
-	ndctl enable-region "$name" >/dev/null 2>&1
+	fail "race: $name live before the unlock of $race" "active: $(active "$region" && echo yes || echo no), $inside"
 fi
-expect_activation "race: activation $name" "$region"
+wait "$bind"
+echo 0 >"$delay"
+if [ "$(security "$race")" = unlocked ]; then pass "race: unlock $race"; else fail "race: unlock $race" "security: $(security "$race")"; fi
+if supported; then
+	expect_events "race: invalidation by the unlock of $race" 1 "$start" "$size" 0
+else
+	expect_events "race: invalidation by the unlock of $race" 0
+	expect_log "race: bypass" "dimm unlocked while active, without CPU cache invalidation (CONFIG_NVDIMM_SECURITY_TEST)"
+fi
+if active "$region"; then pass "race: $name still active"; else fail "race: $name still active" "no driver"; fi
 
 # Other regions that share a dimm with it were changed too: each of them
 # invalidates its own range once when it activates.
@@ -275,6 +291,24 @@ else
 	n=$(dmesg | grep -c "activated without CPU cache invalidation")
 	if [ "$n" -eq 0 ]; then pass "bypass not logged again" "$others more activation(s)"; else fail "bypass not logged again" "$n more message(s)"; fi
 fi
+
+# The bus taken down with every region active (an NFIT or nfit_test
+# unbind, an ACPI removal): nvdimm_delete() freezes each dimm first, and
+# each region of dimms with a security state is still written back.
+trace_start
+echo "$bus" >/sys/bus/platform/drivers/nfit_test/unbind
+if [ -e "$region" ]; then fail "teardown: $bus unbound" "$name still exists"; else pass "teardown: $bus unbound"; fi
+if supported; then
+	expect_events "teardown: write-back of $nsec active region(s)" "$nsec"
+	n=$(count_events "$start" "$size")
+	if [ "$n" -eq 1 ]; then pass "teardown: write-back of $name" "its range once"; else fail "teardown: write-back of $name" "its range $n times"; fi
+else
+	expect_events "teardown: write-back of $nsec active region(s)" 0
+fi
+echo "$bus" >/sys/bus/platform/drivers/nfit_test/bind
+ndctl list -b "$bus" -R >/dev/null
+region=$(readlink -f "/sys/bus/nd/devices/$name")
+sec=$(regions_of_bus "$bus" | tr '\n' ' ')
 
 # A dimm locked when its bus appears, as after a power cycle: nfit_test's
 # bus is taken down and probed again with the dimm locked (its emulated
