@@ -120,13 +120,13 @@ count_events() {
 	trace_events | grep -c "^start=$(hex "$1") len=$(hex "$2") ret=0 "
 }
 
-# expect_taint CHECK WANT: TAINT_USER ('U', bit 6), which the test
+# expect_taint CHECK WANT: TAINT_TEST ('N', bit 18), which the test
 # bypasses set when they are used, is set (WANT=1) or not (WANT=0).
 expect_taint() {
 	_t=$(cat /proc/sys/kernel/tainted)
-	if [ $(((_t >> 6) & 1)) -eq "$2" ]; then
+	if [ $(((_t >> 18) & 1)) -eq "$2" ]; then
 		pass "$1" "tainted=$_t"
 	else
-		fail "$1" "tainted=$_t, TAINT_USER expected $2"
+		fail "$1" "tainted=$_t, TAINT_TEST expected $2"
 	fi
 }
