@@ -69,6 +69,19 @@ expect_activation() {
 	fi
 }
 
+# expect_writebacks CHECK CHECK_REGION: since trace_start, each of the
+# $nsec regions of $bus written back once ($name's range exactly once)
+# where supported; in a guest none.
+expect_writebacks() {
+	if supported; then
+		expect_events "$1" "$nsec"
+		_n=$(count_events "$start" "$size")
+		if [ "$_n" -eq 1 ]; then pass "$2" "its range once"; else fail "$2" "its range $_n times"; fi
+	else
+		expect_events "$1" 0
+	fi
+}
+
 trace_start
 if ! run load modprobe nfit_test; then
 	return
@@ -127,13 +140,7 @@ trace_start
 run disable-regions ndctl disable-region -b "$bus" all
 # shellcheck disable=SC2086 # one argument per region
 if [ "$nsec" -ge 2 ] && [ "$(count_active $sec)" -eq 0 ]; then pass "disabled $bus" "$nsec region(s)"; else fail "disabled $bus" "$nsec region(s) were active, $(count_active $sec) still are"; fi
-if supported; then
-	expect_events "disable-writeback: $nsec region(s)" "$nsec"
-	n=$(count_events "$start" "$size")
-	if [ "$n" -eq 1 ]; then pass "disable-writeback $name" "its range once"; else fail "disable-writeback $name" "its range $n times"; fi
-else
-	expect_events "disable-writeback: $nsec region(s)" 0
-fi
+expect_writebacks "disable-writeback: $nsec region(s)" "disable-writeback $name"
 
 keyctl new_session >/dev/null
 keyctl link @u @s
@@ -298,13 +305,7 @@ fi
 trace_start
 echo "$bus" >/sys/bus/platform/drivers/nfit_test/unbind
 if [ -e "$region" ]; then fail "teardown: $bus unbound" "$name still exists"; else pass "teardown: $bus unbound"; fi
-if supported; then
-	expect_events "teardown: write-back of $nsec active region(s)" "$nsec"
-	n=$(count_events "$start" "$size")
-	if [ "$n" -eq 1 ]; then pass "teardown: write-back of $name" "its range once"; else fail "teardown: write-back of $name" "its range $n times"; fi
-else
-	expect_events "teardown: write-back of $nsec active region(s)" 0
-fi
+expect_writebacks "teardown: write-back of $nsec active region(s)" "teardown: write-back of $name"
 echo "$bus" >/sys/bus/platform/drivers/nfit_test/bind
 ndctl list -b "$bus" -R >/dev/null
 region=$(readlink -f "/sys/bus/nd/devices/$name")
