@@ -2,11 +2,14 @@
 # shellcheck disable=SC2154 # /init sets $scenario, $mode and $kernel
 # The cxl scenario, on cxl_test's emulated memdevs: create a pmem region,
 # disable and enable it, reset and re-commit its decoders without the
-# driver, destroy it, create it again, and create a region interleaved
-# over two host bridges. Committing decoders invalidates the region's
-# range once, before the commit; in a guest it marks the region instead. Resetting them writes the range
-# back first: once per destroy where supported, and in a guest not at all
-# but without refusing the teardown. In a guest, without
+# driver, destroy it, create it again, create a region interleaved over
+# two host bridges, and detach an endpoint from a bound region (its
+# target cleared, its cxl_mem unbound). Committing decoders invalidates
+# the region's range once, before the commit; in a guest it marks the
+# region instead. Resetting them writes the range back first, after the
+# region driver was released (kprobes record the order): once per
+# teardown where supported, and in a guest not at all but without
+# refusing the teardown. In a guest, without
 # CONFIG_CXL_REGION_INVALIDATION_TEST, a region refuses to activate.
 
 devices=/sys/bus/cxl/devices
@@ -37,6 +40,22 @@ memdev_below() {
 
 regions_of() { find "$devices/$1/" -maxdepth 1 -name 'region*' | sed 's,.*/,,' | sort; }
 
+# create_region DECODER MEMDEV...: after trace_start, cxl create-region
+# over the memdevs; sets $rc, and $region to the new region (empty if
+# none is left).
+create_region() {
+	_d=$1
+	shift
+	_before=$(regions_of "$_d" | tr '\n' ' ')
+	trace_start
+	cxl create-region -d "$_d" -w $# -m "$@" >/tmp/create.out 2>&1
+	rc=$?
+	region=
+	for _r in $(regions_of "$_d"); do
+		case " $_before " in *" $_r "*) ;; *) region=$_r ;; esac
+	done
+}
+
 # create CHECK DECODER MEMDEV...: create a region over the memdevs and
 # check its activation: one invalidation of its range; in a guest, an
 # activation through the logged bypass, or a refusal after which cxl
@@ -45,14 +64,7 @@ regions_of() { find "$devices/$1/" -maxdepth 1 -name 'region*' | sed 's,.*/,,' |
 create() {
 	_what=$1 _decoder=$2
 	shift 2
-	before=$(regions_of "$_decoder" | tr '\n' ' ')
-	trace_start
-	cxl create-region -d "$_decoder" -w $# -m "$@" >/tmp/create.out 2>&1
-	rc=$?
-	region=
-	for r in $(regions_of "$_decoder"); do
-		case " $before " in *" $r "*) ;; *) region=$r ;; esac
-	done
+	create_region "$_decoder" "$@"
 	if supported || cxl_bypass; then
 		if [ -z "$region" ] || ! active "$devices/$region"; then
 			fail "$_what active" "exit $rc: $(tail -n 3 /tmp/create.out | tr '\n' ' ')"
@@ -87,16 +99,18 @@ create() {
 	region=${refused%%:*}
 	pass "$_what refused" "cxl create-region: $refused"
 	expect_log "$_what refusal message" "$region: not activated: CPU caches may hold stale data of"
+	expect_log "$_what refusal names the way out" "cxl_core.activate_incoherent=1 activates it anyway"
 	if [ -e "$devices/$region" ]; then
 		fail "$_what teardown" "$region still exists after the refusal"
 	else
 		pass "$_what teardown" "$region destroyed by cxl create-region"
 	fi
 	if dmesg | grep -q "not written back"; then fail "$_what teardown write-back" "$(dmesg | grep -m1 "not written back")"; fi
-	# The teardown without a write-back is said, once a boot.
-	if [ "$_what" = create ]; then
-		expect_log "$_what teardown warning" "$region: decoders of [mem "
-		expect_log "$_what teardown warning reason" "reset without a CPU cache write-back: not supported here"
+	# Never activated, so nothing to write back, and nothing to warn of.
+	if dmesg | grep -q "reset without a CPU cache write-back"; then
+		fail "$_what teardown without a warning" "$(dmesg | grep -m1 "reset without a CPU cache write-back")"
+	else
+		pass "$_what teardown without a warning" "never activated"
 	fi
 	expect_events "$_what activation and teardown" 0
 	return 1
@@ -110,9 +124,51 @@ destroy() {
 	if [ -e "$devices/$region" ]; then fail "$1 gone" "$region still exists"; else pass "$1 gone" "$region"; fi
 	if supported; then
 		expect_events "$1 write-back" 1 "$start" "$size" 0
+	fi
+	expect_teardown_order "$1"
+}
+
+# expect_teardown_order CHECK: since trace_start, the region driver of
+# $region was released (its children with it), then, where supported,
+# its range written back, and then its decoders reset.
+expect_teardown_order() {
+	if supported; then
+		expect_order "$1 order" "*release:$region *memregion e2e_reset*"
 	else
 		expect_events "$1 write-back" 0
+		expect_order "$1 order" "*release:$region *e2e_reset*"
 	fi
+}
+
+# detach CHECK HOW: detach an endpoint from the bound region $region by
+# HOW ("target", clearing its target0, or "unbind", unbinding cxl_mem
+# from $memdev): the region is released first, then written back, then
+# its decoders reset; it ends up neither bound nor committed, and is
+# destroyed without a further write-back.
+detach() {
+	trace_start
+	case $2 in
+	target) run "$1" sh -c "echo >$devices/$region/target0" ;;
+	unbind) run "$1" sh -c "echo $memdev >/sys/bus/cxl/drivers/cxl_mem/unbind" ;;
+	esac
+	if active "$devices/$region" || [ "$(cat "$devices/$region/commit")" != 0 ]; then
+		fail "$1 torn down" "$region: driver $(active "$devices/$region" && echo bound || echo none), commit $(cat "$devices/$region/commit")"
+	else
+		pass "$1 torn down" "$region: no driver, commit 0"
+	fi
+	if supported; then
+		expect_events "$1 write-back" 1 "$start" "$size" 0
+	fi
+	expect_teardown_order "$1"
+	if [ "$2" = unbind ]; then
+		run "$1: bind $memdev again" sh -c "echo $memdev >/sys/bus/cxl/drivers/cxl_mem/bind"
+		cxl list -M >/dev/null
+	fi
+	# cxl destroy-region refuses a region without targets: delete it.
+	trace_start
+	run "$1: delete $region" sh -c "echo $region >$devices/$decoder/delete_region"
+	if [ -e "$devices/$region" ]; then fail "$1: $region gone" "still exists"; else pass "$1: $region gone"; fi
+	expect_events "$1: destroy $region after the detach" 0
 }
 
 trace_start
@@ -141,6 +197,13 @@ if [ -z "$decoder" ] || [ -z "$memdev" ] || [ -z "$decoder2" ] || [ $# -ne 2 ]; 
 	return
 fi
 pass topology "x1 root decoder $decoder over $memdev, x2 $decoder2 over$memdevs2"
+# shellcheck disable=SC2016 # a kprobe fetch argument, not a variable
+if kprobe e2e_release device_release_driver 'name=+0(+0($arg1)):string' &&
+	kprobe e2e_reset cxl_test:mock_decoder_reset; then
+	pass "order probes" "device_release_driver, mock_decoder_reset"
+else
+	fail "order probes" "kprobe events not accepted"
+fi
 expect_events load 0
 
 if create create "$decoder" "$memdev"; then
@@ -176,6 +239,17 @@ if create create "$decoder" "$memdev"; then
 	else
 		expect_events "commit $region" 0
 	fi
+	# Reset again before any activation: nothing mapped the range since
+	# the commit, so there is nothing to write back; commit once more.
+	trace_start
+	echo 0 >"$devices/$region/commit"
+	expect_events "reset $region, not activated since the commit" 0
+	echo 1 >"$devices/$region/commit"
+	if supported; then
+		expect_events "commit $region again" 1 "$start" "$size" 0
+	else
+		expect_events "commit $region again" 0
+	fi
 	trace_start
 	run "enable $region after the commit" cxl enable-region "$region"
 	if active "$devices/$region"; then pass "activated $region after the commit"; else fail "activated $region after the commit" "no driver"; fi
@@ -187,3 +261,34 @@ fi
 
 # shellcheck disable=SC2086 # one argument per memdev
 create create-x2 "$decoder2" $memdevs2 && destroy "destroy $region"
+
+# An endpoint that goes away from a bound region: its target cleared,
+# and its memdev's cxl_mem unbound.
+create create-detach "$decoder" "$memdev" && detach "detach target0 of $region" target
+create create-unbind "$decoder" "$memdev" && detach "unbind cxl_mem from $memdev under $region" unbind
+
+# The administrator's way out where caches cannot be invalidated:
+# cxl_core.activate_incoherent=1 activates the region with a warning
+# that names its range. Where they can, or under the test bypass, it
+# changes nothing.
+echo 1 >/sys/module/cxl_core/parameters/activate_incoherent
+if supported || cxl_bypass; then
+	create "way out set" "$decoder" "$memdev" && destroy "destroy $region"
+else
+	create_region "$decoder" "$memdev"
+	if [ -n "$region" ] && active "$devices/$region"; then
+		start=$(cat "$devices/$region/resource")
+		size=$(cat "$devices/$region/size")
+		pass "way out: $region active"
+		expect_log "way out: the warning names the range" "$region: activated without CPU cache invalidation (cxl_core.activate_incoherent=1): stale data of [mem $(hex "$start")-$(hex $((start + size - 1)))"
+		expect_events "way out: no invalidation" 0
+		expect_taint "way out: no taint" 0
+		destroy "way out: destroy $region"
+		# The teardown without a write-back is said, once a boot.
+		expect_log "way out: teardown warning" "$region: decoders of [mem "
+		expect_log "way out: teardown warning reason" "reset without a CPU cache write-back: not supported here"
+	else
+		fail "way out: active" "exit $rc: $(tail -n 3 /tmp/create.out | tr '\n' ' ')"
+	fi
+fi
+echo 0 >/sys/module/cxl_core/parameters/activate_incoherent

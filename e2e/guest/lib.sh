@@ -130,3 +130,31 @@ expect_taint() {
 		fail "$1" "tainted=$_t, TAINT_TEST expected $2"
 	fi
 }
+
+# kprobe NAME [MOD:]FUNCTION [FETCHARGS]: record each call of FUNCTION in
+# the trace as the kprobe event e2e/NAME.
+kprobe() {
+	echo "p:e2e/$1 $2${3:+ $3}" >>"$tracing/kprobe_events" &&
+		echo 1 >"$tracing/events/e2e/$1/enable"
+}
+
+# trace_sequence: the order of what the trace holds since trace_start,
+# one word per event, repeats folded: "memregion" for an invalidation,
+# "release:NAME" for e2e_release (a device's driver released), the
+# kprobe's name for any other e2e kprobe.
+trace_sequence() {
+	sed -n -e 's/.*: e2e_release: .* name="\([^"]*\)"$/release:\1/p' \
+		-e 's/.*: \(e2e_[a-z_]*\): .*/\1/p' \
+		-e 's/.*: cpu_cache_invalidate_memregion: .*/memregion/p' \
+		"$tracing/trace" | uniq | paste -sd ' ' -
+}
+
+# expect_order CHECK PATTERN: trace_sequence matches the glob PATTERN.
+expect_order() {
+	_seq=$(trace_sequence)
+	# shellcheck disable=SC2254 # PATTERN is a glob
+	case $_seq in
+	$2) pass "$1" "$_seq" ;;
+	*) fail "$1" "order '$_seq', expected '$2'" ;;
+	esac
+}
