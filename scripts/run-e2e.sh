@@ -198,22 +198,37 @@ for s in "${scenarios[@]}"; do
 		hidden) cpu=qemu64,-hypervisor ;;
 		visible) cpu=qemu64,+hypervisor ;;
 		esac
+		# The console (ttyS0) and the results port (ttyS1), apart.
+		results="$out/$s-$k-$m.results"
+		rm -f "$results"
 		t0=$SECONDS
 		timeout 900 qemu-system-x86_64 -nographic -no-reboot -m 3G -smp 2 -cpu "$cpu" \
+			-serial mon:stdio -serial file:"$results" \
 			-kernel "$out/$k/obj/arch/x86/boot/bzImage" -initrd "$out/$k/initramfs.cpio" \
 			-append "console=ttyS0 loglevel=5 panic=-1 e2e.scenario=$s e2e.mode=$m e2e.kernel=$k" \
 			</dev/null >"$log" 2>&1 || true
+		[ -f "$results" ] || touch "$results"
+		n=0
 		while read -r kind text; do
 			case $kind in
-			pass) result ok "$k/$m $text" ;;
-			FAIL) result FAIL "$k/$m $text" ;;
+			pass)
+				result ok "$k/$m $text"
+				n=$((n + 1))
+				;;
+			FAIL)
+				result FAIL "$k/$m $text"
+				n=$((n + 1))
+				;;
 			note) echo "     $k/$m $text" ;;
 			esac
-		done < <(tr -d '\r' <"$log" | sed -n 's/^E2E \(pass\|FAIL\|note\) /\1 /p')
-		if tr -d '\r' <"$log" | grep -qx "E2E done"; then
-			result ok "$k/$m $s: ran to its end in $((SECONDS - t0)) s"
+		done < <(tr -d '\r' <"$results" | sed -n 's/^E2E \(pass\|FAIL\|note\) /\1 /p')
+		tally=$(tr -d '\r' <"$results" | sed -n 's/^E2E done \([0-9][0-9]*\)$/\1/p' | tail -n 1)
+		if [ -z "$tally" ]; then
+			result FAIL "$k/$m $s: did not run to its end (log: ${log#"$top"/}, results: ${results#"$top"/})"
+		elif [ "$tally" -ne "$n" ]; then
+			result FAIL "$k/$m $s: $n results received, the guest printed $tally (results: ${results#"$top"/})"
 		else
-			result FAIL "$k/$m $s: did not run to its end (log: ${log#"$top"/})"
+			result ok "$k/$m $s: ran to its end in $((SECONDS - t0)) s, $n results, as the guest counted"
 		fi
 		if tr -d '\r' <"$log" | grep -Eq "$splat"; then
 			result FAIL "$k/$m $s: kernel splat: $(tr -d '\r' <"$log" | grep -E -m1 "$splat") (log: ${log#"$top"/})"

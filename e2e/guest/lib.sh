@@ -7,13 +7,30 @@
 # Every check prints one line the host counts:
 #   E2E pass <scenario>/<check>[: detail]
 #   E2E FAIL <scenario>/<check>: what went wrong
+# on the console, for whoever reads the log, and on the second serial
+# port (ttyS1, which /init sets up), where printk never writes: the host
+# reads the results there, and compares their number with the tally
+# /init prints last ("E2E done N"), so that no result is lost unseen.
 
 tracing=/sys/kernel/tracing
 event=$tracing/events/memregion/cpu_cache_invalidate_memregion
 
-pass() { echo "E2E pass $scenario/$1${2:+: $2}"; }
-fail() { echo "E2E FAIL $scenario/$1${2:+: $2}"; }
-note() { echo "E2E note $scenario: $*"; }
+results=/dev/ttyS1
+nresults=0
+# say LINE: LINE on the console and on the results port.
+say() {
+	echo "$1"
+	echo "$1" >"$results"
+}
+pass() {
+	say "E2E pass $scenario/$1${2:+: $2}"
+	nresults=$((nresults + 1))
+}
+fail() {
+	say "E2E FAIL $scenario/$1${2:+: $2}"
+	nresults=$((nresults + 1))
+}
+note() { say "E2E note $scenario: $*"; }
 
 # hex NUMBER: as the trace event prints it (the kernel's %#llx: 0 is 0x0).
 hex() { printf '0x%x' "$(($1))"; }
