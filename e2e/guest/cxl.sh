@@ -99,7 +99,7 @@ create() {
 	region=${refused%%:*}
 	pass "$_what refused" "cxl create-region: $refused"
 	expect_log "$_what refusal message" "$region: not activated: CPU caches may hold stale data of"
-	expect_log "$_what refusal names the way out" "cxl_core.activate_incoherent=1 activates it anyway"
+	expect_log "$_what refusal names the way out" "to activate it anyway, set cxl_core.activate_incoherent=1 and enable it again"
 	if [ -e "$devices/$region" ]; then
 		fail "$_what teardown" "$region still exists after the refusal"
 	else
@@ -116,16 +116,22 @@ create() {
 	return 1
 }
 
-# destroy CHECK: destroy $region: one write-back of its range before its
-# decoders are reset where supported, none in a guest, and never refused.
+# destroy CHECK: decommit the bound $region, then destroy it: one
+# write-back of its range, after its driver was released and before its
+# decoders are reset, where supported; none in a guest; never refused.
 destroy() {
 	trace_start
-	run "$1" cxl destroy-region -f "$region"
-	if [ -e "$devices/$region" ]; then fail "$1 gone" "$region still exists"; else pass "$1 gone" "$region"; fi
+	run "$1: decommit" sh -c "echo 0 >$devices/$region/commit"
+	if active "$devices/$region"; then fail "$1: released" "$region still has a driver"; else pass "$1: released" "$region"; fi
 	if supported; then
 		expect_events "$1 write-back" 1 "$start" "$size" 0
 	fi
 	expect_teardown_order "$1"
+	# The events only: the kernel's messages stay for the caller.
+	: >"$tracing/trace"
+	run "$1" cxl destroy-region -f "$region"
+	if [ -e "$devices/$region" ]; then fail "$1 gone" "$region still exists"; else pass "$1 gone" "$region"; fi
+	expect_events "$1: nothing more to write back" 0
 }
 
 # expect_teardown_order CHECK: since trace_start, the region driver of

@@ -40,6 +40,12 @@ test_dimm() {
 
 security() { cat "/sys/bus/nd/devices/$1/security" 2>/dev/null || echo none; }
 
+# expect_security CHECK NMEM STATE: the dimm's security state, read back
+# from sysfs after an operation as ndctl's own test/security.sh does.
+expect_security() {
+	if [ "$(security "$2")" = "$3" ]; then pass "$1" "$2: $3"; else fail "$1" "$2: $(security "$2"), expected $3"; fi
+}
+
 # count_active REGION...: how many of them are active.
 count_active() {
 	_n=0
@@ -149,17 +155,19 @@ dd if=/dev/urandom bs=32 count=1 2>/dev/null | keyctl padd user nvdimm-master @u
 trace_start
 for d in $dimms; do
 	run "setup-passphrase $d" ndctl setup-passphrase "$d" -k user:nvdimm-master
+	expect_security "passphrase set on $d" "$d" unlocked
 done
 for d in $dimms; do
 	run "disable-dimm $d" ndctl disable-dimm "$d"
 	echo 1 >"$(test_dimm "$d")/lock_dimm"
-	if [ "$(security "$d")" = locked ]; then pass "lock $d"; else fail "lock $d" "security: $(security "$d")"; fi
+	expect_security "lock $d" "$d" locked
 	# Enabling a locked dimm unlocks it with the key from the keyring.
 	run "enable-dimm $d" ndctl enable-dimm "$d"
-	if [ "$(security "$d")" = unlocked ]; then pass "unlock $d"; else fail "unlock $d" "security: $(security "$d")"; fi
+	expect_security "unlock $d" "$d" unlocked
 done
 for d in $dimms; do
 	run "crypto-erase $d" ndctl sanitize-dimm "$d" --crypto-erase
+	expect_security "erased $d" "$d" disabled
 done
 expect_events "dimm-operations: passphrase, lock, unlock, erase" 0
 
@@ -167,12 +175,17 @@ expect_events "dimm-operations: passphrase, lock, unlock, erase" 0
 # reference (its labels are erased: the region needs none of it); its
 # erase is refused all the same while the region is active. Where
 # supported only: in a guest the bypass's once-a-boot message belongs to
-# the activation below.
+# the activation below. libnvdimm.activate_incoherent=1 is set for this
+# activation: it changes nothing where caches can be invalidated.
 last=${dimms% }
 last=${last##* }
 if supported; then
 	run "no-reference: disable-dimm $last" ndctl disable-dimm "$last"
+	trace_start
+	echo 1 >/sys/module/libnvdimm/parameters/activate_incoherent
 	ndctl enable-region "$name" >/dev/null 2>&1
+	echo 0 >/sys/module/libnvdimm/parameters/activate_incoherent
+	expect_events "no-reference: activation, the way out set" 1 "$start" "$size" 0
 	if active "$region" && [ "$(cat "/sys/bus/nd/devices/$last/state")" = idle ]; then
 		pass "no-reference: $name active" "$last has no driver and no busy reference"
 		# Through sysfs: ndctl needs a key blob, which the erase above
@@ -232,7 +245,7 @@ else
 	expect_taint "no bypass, no taint" 0
 fi
 if ! active "$region"; then
-	expect_log "refusal names the way out" "libnvdimm.activate_incoherent=1 activates it anyway"
+	expect_log "refusal names the way out" "to activate it anyway, set libnvdimm.activate_incoherent=1 and enable it again"
 	# Refused in a guest: every other region of the bus too.
 	run enable-regions ndctl enable-region -b "$bus" all
 	# shellcheck disable=SC2086 # one argument per region
