@@ -250,6 +250,9 @@ if ! active "$region"; then
 	run enable-regions ndctl enable-region -b "$bus" all
 	# shellcheck disable=SC2086 # one argument per region
 	if [ "$(count_active $sec)" -eq 0 ]; then pass "all refused" "$nsec region(s)"; else fail "all refused" "$(count_active $sec) of $nsec active"; fi
+	# A passphrase for the unlock below, set while the region is down.
+	for race in $dimms; do :; done
+	run "unlock under $name: setup-passphrase $race" ndctl setup-passphrase "$race" -k user:nvdimm-master
 	# The administrator's way out: with libnvdimm.activate_incoherent=1
 	# the region activates, with a warning that names its range.
 	trace_start
@@ -259,6 +262,26 @@ if ! active "$region"; then
 	expect_log "way out: the warning names the range" "$name: activated without CPU cache invalidation (libnvdimm.activate_incoherent=1): stale or erased data of [mem $(hex "$start")-$(hex $((start + size - 1)))"
 	expect_events "way out: no invalidation" 0
 	expect_taint "way out: no taint" 0
+	# An unlock of a dimm of the active region: refused without the
+	# parameter (the dimm stays locked), and with it done with a
+	# warning that names the dimm and the region's range.
+	echo 0 >/sys/module/libnvdimm/parameters/activate_incoherent
+	echo "$race" >/sys/bus/nd/drivers/nvdimm/unbind
+	echo 1 >"$(test_dimm "$race")/lock_dimm"
+	# Read back, which also refreshes the kernel's copy of the state.
+	expect_security "unlock under $name: lock $race" "$race" locked
+	trace_start
+	echo "$race" >/sys/bus/nd/drivers/nvdimm/bind
+	expect_security "unlock under $name refused" "$race" locked
+	expect_log "unlock under $name: refusal message" "$race: not unlocked: $name ([mem $(hex "$start")-$(hex $((start + size - 1)))"
+	echo "$race" >/sys/bus/nd/drivers/nvdimm/unbind
+	echo 1 >/sys/module/libnvdimm/parameters/activate_incoherent
+	trace_start
+	echo "$race" >/sys/bus/nd/drivers/nvdimm/bind
+	expect_security "way out: unlock under $name" "$race" unlocked
+	expect_log "way out: unlock warning" "$name: $race unlocked while active, without CPU cache invalidation (libnvdimm.activate_incoherent=1): stale data of [mem $(hex "$start")-$(hex $((start + size - 1)))"
+	expect_events "way out: unlock, no invalidation" 0
+	if active "$region"; then pass "way out: $name still active"; else fail "way out: $name still active" "no driver"; fi
 	run "way out: disable $name" ndctl disable-region "$name"
 	echo 0 >/sys/module/libnvdimm/parameters/activate_incoherent
 	return
