@@ -422,3 +422,22 @@ if supported; then
 else
 	expect_events "locked at load: activations" 0
 fi
+
+# Frozen dimms (until the next reset; last, since only reloading
+# nfit_test thaws them): their erase and overwrite are refused, so a
+# region of them activated while they are frozen is not written back
+# when it is disabled.
+run "frozen: disable-regions" ndctl disable-region -b "$bus" all
+for d in $dimms; do
+	# Freezing needs a passphrase; the erases removed all but $race's.
+	[ "$d" = "$race" ] || run "frozen: setup-passphrase $d" ndctl setup-passphrase "$d" -k user:nvdimm-master
+	run "frozen: freeze-security $d" ndctl freeze-security "$d"
+	if [ "$(cat "/sys/bus/nd/devices/$d/frozen")" = 1 ]; then pass "frozen: $d frozen"; else fail "frozen: $d frozen" "frozen: $(cat "/sys/bus/nd/devices/$d/frozen")"; fi
+done
+refuse "frozen: erase of $last refused" "Input/output error" \
+	sh -c "echo 'erase 0' >/sys/bus/nd/devices/$last/security"
+run "frozen: enable $name" ndctl enable-region "$name"
+trace_start
+run "frozen: disable $name" ndctl disable-region "$name"
+expect_events "frozen: disable of $name, no write-back" 0
+
