@@ -1,17 +1,18 @@
 #!/bin/bash
-# make e2e: the NVDIMM and CXL conversions end to end. Builds two x86_64
-# series kernels from allnoconfig, e2e/kernel.config (libnvdimm, nfit and
-# cxl as modules, trace events, PROVE_LOCKING, DEBUG_ATOMIC_SLEEP) and one
-# of e2e/kernels/*.config (which of the two test bypasses is on), each
-# with the test modules of tools/testing/nvdimm (nfit_test) and
-# tools/testing/cxl (cxl_test), and e2e/devmem_ns_test with and without
-# its DEVMEM import; packs an initramfs per kernel with busybox, Debian's
-# ndctl, cxl, keyctl and kmod and the libraries they need; and boots each
-# scenario of e2e/guest under QEMU -smp 2: the nvdimm-bypass kernel with
-# the CPUID hypervisor bit hidden (WBINVD runs) and visible (invalidation
-# unsupported), the cxl-bypass kernel visible. Prints one line per check,
-# fails a boot whose console shows a kernel splat, and ends with
-# "N passed, N failed".
+# make e2e: the NVDIMM and CXL conversions end to end. Builds three
+# x86_64 series kernels from allnoconfig, e2e/kernel.config (libnvdimm,
+# nfit and cxl as modules, trace and kprobe events, PROVE_LOCKING,
+# DEBUG_ATOMIC_SLEEP) and one of e2e/kernels/*.config (which of the two
+# test bypasses is on; the production kernel has neither, and
+# fail_function), each with the test modules of tools/testing/nvdimm
+# (nfit_test) and tools/testing/cxl (cxl_test), and e2e/devmem_ns_test
+# with and without its DEVMEM import; packs an initramfs per kernel with
+# busybox, Debian's ndctl, cxl, keyctl and kmod and the libraries they
+# need; and boots each scenario of e2e/guest under QEMU -smp 2: the
+# production kernel with the CPUID hypervisor bit hidden (WBINVD runs),
+# the nvdimm-bypass and cxl-bypass kernels with it visible (invalidation
+# unsupported). Prints one line per check, fails a boot whose console
+# shows a kernel splat, and ends with "N passed, N failed".
 #
 # Usage: run-e2e.sh [SCENARIO...]   (default: ndctl cxl namespace)
 # E2E_BOOTS="KERNEL/MODE ..." boots only those (default: all three).
@@ -20,7 +21,7 @@ set -euo pipefail
 
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(ndctl cxl namespace)
-all_boots="nvdimm-bypass/hidden nvdimm-bypass/visible cxl-bypass/visible"
+all_boots="production/hidden nvdimm-bypass/visible cxl-bypass/visible"
 read -r -a boots <<<"${E2E_BOOTS:-$all_boots}"
 for s in "${scenarios[@]}"; do
 	[ -f "$top/e2e/guest/$s.sh" ] || die "no scenario '$s' (e2e/guest/$s.sh)"
@@ -117,36 +118,40 @@ build_kernel() {
 	note "$name: kernel and test modules built in $((SECONDS - t0)) s"
 }
 
+# build_ns_modules NAME: the namespace module, with and without its
+# DEVMEM import, against the NAME kernel (whose options, ftrace's among
+# them, its modules must match), in build/e2e/NAME/ns-{import,noimport}.
+# Without the import, modpost must refuse it; built anyway, the guest
+# checks the kernel refuses to load it. With the import it must build
+# cleanly. In 6.1 modpost demotes a missing import to a warning only for
+# make nsdeps (its -N), so "anyway" is KBUILD_NSDEPS=1, which otherwise
+# only writes a list of the missing imports.
+build_ns_modules() {
+	local k=$1 obj="$out/$1/obj" ns="$out/$1/ns" v
+	for v in import noimport; do
+		rm -rf "${ns:?}-$v"
+		cp -r "$top/e2e/devmem_ns_test" "$ns-$v"
+	done
+	if kmake "$obj" M="$ns-import" DEVMEM_NS_TEST_IMPORT=y modules >"$ns-import.log" 2>&1; then
+		result ok "namespace/$k: modpost accepts the module that imports DEVMEM"
+	else
+		result FAIL "namespace/$k: modpost accepts the module that imports DEVMEM (log: ${ns#"$top"/}-import.log)"
+	fi
+	if kmake "$obj" M="$ns-noimport" modules >"$ns-noimport.log" 2>&1; then
+		result FAIL "namespace/$k: modpost rejects the module without the import: it built (log: ${ns#"$top"/}-noimport.log)"
+	elif grep -q "from namespace DEVMEM, but does not import it" "$ns-noimport.log"; then
+		result ok "namespace/$k: modpost rejects the module without the import: $(grep -m1 -o 'module .*does not import it' "$ns-noimport.log")"
+	else
+		result FAIL "namespace/$k: modpost rejects the module without the import, but not for the namespace (log: ${ns#"$top"/}-noimport.log)"
+	fi
+	logged "building the module without the import anyway for $k" "$ns-noimport.log" \
+		kmake "$obj" M="$ns-noimport" KBUILD_NSDEPS=1 modules
+}
+
 for k in "${kernels[@]}"; do
 	build_kernel "$k"
+	build_ns_modules "$k"
 done
-# The namespace modules build against the first kernel; both kernels
-# have the same symbols and namespaces.
-obj="$out/${kernels[0]}/obj"
-
-# The namespace module. Without the import, modpost must refuse it; built
-# anyway, the guest checks the kernel refuses to load it. With the import
-# it must build cleanly. In 6.1 modpost demotes a missing import to a
-# warning only for make nsdeps (its -N), so "anyway" is KBUILD_NSDEPS=1,
-# which otherwise only writes a list of the missing imports.
-for v in import noimport; do
-	rm -rf "${out:?}/ns-$v"
-	cp -r "$top/e2e/devmem_ns_test" "$out/ns-$v"
-done
-if kmake "$obj" M="$out/ns-import" DEVMEM_NS_TEST_IMPORT=y modules >"$out/ns-import.log" 2>&1; then
-	result ok "namespace/modpost accepts the module that imports DEVMEM"
-else
-	result FAIL "namespace/modpost accepts the module that imports DEVMEM (log: build/e2e/ns-import.log)"
-fi
-if kmake "$obj" M="$out/ns-noimport" modules >"$out/ns-noimport.log" 2>&1; then
-	result FAIL "namespace/modpost rejects the module without the import: it built (log: build/e2e/ns-noimport.log)"
-elif grep -q "from namespace DEVMEM, but does not import it" "$out/ns-noimport.log"; then
-	result ok "namespace/modpost rejects the module without the import: $(grep -m1 -o 'module .*does not import it' "$out/ns-noimport.log")"
-else
-	result FAIL "namespace/modpost rejects the module without the import, but not for the namespace (log: build/e2e/ns-noimport.log)"
-fi
-logged "building the module without the import anyway" "$out/ns-noimport.log" \
-	kmake "$obj" M="$out/ns-noimport" KBUILD_NSDEPS=1 modules
 
 # pack_initramfs NAME: busybox, the tools and their libraries, the
 # modules, the scenarios and the two namespace modules, in
@@ -176,8 +181,8 @@ pack_initramfs() {
 	cp "$top/e2e/guest/init" "$root/init"
 	chmod +x "$root/init"
 	cp "$top"/e2e/guest/*.sh "$root/e2e/"
-	cp "$out/ns-import/devmem_ns_test.ko" "$root/e2e/import/"
-	cp "$out/ns-noimport/devmem_ns_test.ko" "$root/e2e/noimport/"
+	cp "$out/$1/ns-import/devmem_ns_test.ko" "$root/e2e/import/"
+	cp "$out/$1/ns-noimport/devmem_ns_test.ko" "$root/e2e/noimport/"
 	(cd "$root" && find . | cpio -o -H newc --quiet) >"$out/$1/initramfs.cpio"
 	note "$1 initramfs: $(du -m "$out/$1/initramfs.cpio" | cut -f1) MiB"
 }

@@ -261,6 +261,41 @@ if create create "$decoder" "$memdev"; then
 	if active "$devices/$region"; then pass "activated $region after the commit"; else fail "activated $region after the commit" "no driver"; fi
 	expect_events "activation $region after the commit" 0
 
+	# Failures, injected into cpu_cache_invalidate_memregion() (where it
+	# is called: where supported). A decommit whose write-back fails
+	# leaves the decoders committed, a commit whose invalidation fails
+	# commits nothing; each goes through when retried.
+	if supported; then
+		mem="[mem $(hex "$start")-$(hex $((start + size - 1)))"
+		trace_start
+		inject_failure
+		refuse "failed write-back: decommit $region refused" "Input/output error" \
+			sh -c "echo 0 >$devices/$region/commit"
+		expect_injected "failed write-back: injected"
+		if [ "$(cat "$devices/$region/commit")" = 1 ] && ! active "$devices/$region"; then
+			pass "failed write-back: $region released, still committed"
+		else
+			fail "failed write-back: $region released, still committed" "commit $(cat "$devices/$region/commit"), driver $(active "$devices/$region" && echo bound || echo none)"
+		fi
+		expect_log "failed write-back: message" "$region: CPU caches not written back for $mem"
+		expect_log "failed write-back: message says what to do" ": -5; its decoders stay committed: write 0 to commit to retry"
+		trace_start
+		run "failed write-back: decommit $region again" sh -c "echo 0 >$devices/$region/commit"
+		expect_events "failed write-back: retried" 1 "$start" "$size" 0
+		trace_start
+		inject_failure
+		refuse "failed invalidation: commit $region refused" "Input/output error" \
+			sh -c "echo 1 >$devices/$region/commit"
+		expect_injected "failed invalidation: injected"
+		if [ "$(cat "$devices/$region/commit")" = 0 ]; then pass "failed invalidation: $region not committed"; else fail "failed invalidation: $region not committed" "commit $(cat "$devices/$region/commit")"; fi
+		expect_log "failed invalidation: message" "$region: not committed: CPU cache invalidation of $mem"
+		trace_start
+		run "failed invalidation: commit $region again" sh -c "echo 1 >$devices/$region/commit"
+		expect_events "failed invalidation: retried" 1 "$start" "$size" 0
+		run "failed invalidation: enable $region" cxl enable-region "$region"
+		if active "$devices/$region"; then pass "failed invalidation: $region active"; else fail "failed invalidation: $region active" "no driver"; fi
+	fi
+
 	destroy "destroy $region"
 	create create-again "$decoder" "$memdev" && destroy "destroy $region"
 fi

@@ -3,7 +3,8 @@
 # Helpers for make e2e's scenarios; sourced by /init in the guest, which
 # sets $scenario, $mode ("hidden" or "visible": the CPUID hypervisor
 # bit) and $kernel ("nvdimm-bypass": CONFIG_NVDIMM_SECURITY_TEST on and
-# CONFIG_CXL_REGION_INVALIDATION_TEST off, or "cxl-bypass": the reverse).
+# CONFIG_CXL_REGION_INVALIDATION_TEST off, "cxl-bypass": the reverse, or
+# "production": both off, and fail_function, which inject_failure uses).
 # Every check prints one line the host counts:
 #   E2E pass <scenario>/<check>[: detail]
 #   E2E FAIL <scenario>/<check>: what went wrong
@@ -174,4 +175,25 @@ expect_order() {
 	$2) pass "$1" "$_seq" ;;
 	*) fail "$1" "order '$_seq', expected '$2'" ;;
 	esac
+}
+
+# inject_failure: the next call of cpu_cache_invalidate_memregion() fails
+# with -EIO without running (fail_function), and no later one.
+fail_function=/sys/kernel/debug/fail_function
+inject_failure() {
+	[ -d "$fail_function/cpu_cache_invalidate_memregion" ] ||
+		echo cpu_cache_invalidate_memregion >"$fail_function/inject"
+	# -EIO, as the u64 the attribute parses.
+	echo 0xfffffffffffffffb >"$fail_function/cpu_cache_invalidate_memregion/retval"
+	echo 100 >"$fail_function/probability"
+	echo 1 >"$fail_function/interval"
+	echo 1 >"$fail_function/verbose"
+	echo 1 >"$fail_function/times"
+}
+
+# expect_injected CHECK: the failure inject_failure armed was injected
+# (fail_function counts its times down to 0).
+expect_injected() {
+	_left=$(cat "$fail_function/times" 2>/dev/null)
+	if [ "$_left" = 0 ]; then pass "$1" "one call failed with -EIO"; else fail "$1" "fail_function times is '$_left', expected 0"; fi
 }

@@ -329,6 +329,46 @@ for race in $dimms; do :; done
 # Without namespaces, so that the region activates whatever labels the
 # half-probed dimm shows (none yet).
 run "race: destroy the namespaces of $name" ndctl destroy-namespace -f -r "$name" all
+# Failures, injected into cpu_cache_invalidate_memregion() (where it is
+# called: where supported). A disable whose write-back fails is logged,
+# and its dimms are written back with all of memory before their next
+# erase, which is refused if that fails too; an activation whose
+# invalidation fails is refused; each goes through when retried.
+if supported; then
+	mem="[mem $(hex "$start")-$(hex $((start + size - 1)))"
+	trace_start
+	inject_failure
+	run "failed write-back: disable $name" ndctl disable-region "$name"
+	expect_injected "failed write-back: injected"
+	if active "$region"; then fail "failed write-back: $name disabled" "still has a driver"; else pass "failed write-back: $name disabled"; fi
+	expect_log "failed write-back: message" "$name: CPU caches not written back as $mem"
+	expect_log "failed write-back: message says what follows" "was disabled: -5; its dimms will be written back with all of memory before an erase or overwrite"
+	# Erases with the zero key through sysfs: the earlier erases left
+	# $race without a passphrase.
+	trace_start
+	inject_failure
+	refuse "failed write-back: erase of $race refused" "Input/output error" \
+		sh -c "echo 'erase 0' >/sys/bus/nd/devices/$race/security"
+	expect_injected "failed write-back: erase, injected"
+	expect_log "failed write-back: refusal message" "$race: not erased or overwritten: the write-back of a region of it failed, and writing back all of memory failed: -5"
+	trace_start
+	run "failed write-back: erase of $race" sh -c "echo 'erase 0' >/sys/bus/nd/devices/$race/security"
+	expect_events "failed write-back: all of memory written back before the erase" 1 0 -1 0
+	trace_start
+	run "failed write-back: erase of $race again" sh -c "echo 'erase 0' >/sys/bus/nd/devices/$race/security"
+	expect_events "failed write-back: nothing more to write back" 0
+	# The erase marked $race: the next activation invalidates.
+	trace_start
+	inject_failure
+	ndctl enable-region "$name" >/dev/null 2>&1
+	expect_injected "failed invalidation: injected"
+	if active "$region"; then fail "failed invalidation: $name refused" "active"; else pass "failed invalidation: $name refused" "no driver"; fi
+	expect_log "failed invalidation: message" "$name: not activated: CPU cache invalidation of $mem"
+	expect_log "failed invalidation: message names the error" "failed: -5"
+	trace_start
+	ndctl enable-region "$name" >/dev/null 2>&1
+	expect_activation "failed invalidation: retry" "$region"
+fi
 run "disable-region $name for the race" ndctl disable-region "$name"
 # The erases removed the passphrases: set one again, as before the lock.
 run "race: setup-passphrase $race" ndctl setup-passphrase "$race" -k user:nvdimm-master
