@@ -205,8 +205,9 @@ fi
 pass topology "x1 root decoder $decoder over $memdev, x2 $decoder2 over$memdevs2"
 # shellcheck disable=SC2016 # a kprobe fetch argument, not a variable
 if kprobe e2e_release device_release_driver 'name=+0(+0($arg1)):string' &&
-	kprobe e2e_reset cxl_test:mock_decoder_reset; then
-	pass "order probes" "device_release_driver, mock_decoder_reset"
+	kprobe e2e_reset cxl_test:mock_decoder_reset &&
+	kprobe e2e_commit cxl_test:mock_decoder_commit; then
+	pass "order probes" "device_release_driver, mock_decoder_reset, mock_decoder_commit"
 else
 	fail "order probes" "kprobe events not accepted"
 fi
@@ -242,8 +243,10 @@ if create create "$decoder" "$memdev"; then
 	fi
 	if supported; then
 		expect_events "commit $region" 1 "$start" "$size" 0
+		expect_order "commit $region order" "memregion e2e_commit"
 	else
 		expect_events "commit $region" 0
+		expect_order "commit $region order" "e2e_commit"
 	fi
 	# Reset again before any activation: nothing mapped the range since
 	# the commit, so there is nothing to write back; commit once more.
@@ -279,9 +282,16 @@ if create create "$decoder" "$memdev"; then
 		fi
 		expect_log "failed write-back: message" "$region: CPU caches not written back for $mem"
 		expect_log "failed write-back: message says what to do" ": -5; its decoders stay committed: write 0 to commit to retry"
+		_seq=$(trace_sequence)
+		case $_seq in
+		*e2e_reset*) fail "failed write-back: no decoder reset" "$_seq" ;;
+		*"release:$region"*) pass "failed write-back: no decoder reset" "$_seq" ;;
+		*) fail "failed write-back: no decoder reset" "$region not released: '$_seq'" ;;
+		esac
 		trace_start
 		run "failed write-back: decommit $region again" sh -c "echo 0 >$devices/$region/commit"
 		expect_events "failed write-back: retried" 1 "$start" "$size" 0
+		expect_teardown_order "failed write-back: retried"
 		trace_start
 		inject_failure
 		refuse "failed invalidation: commit $region refused" "Input/output error" \
@@ -289,9 +299,12 @@ if create create "$decoder" "$memdev"; then
 		expect_injected "failed invalidation: injected"
 		if [ "$(cat "$devices/$region/commit")" = 0 ]; then pass "failed invalidation: $region not committed"; else fail "failed invalidation: $region not committed" "commit $(cat "$devices/$region/commit")"; fi
 		expect_log "failed invalidation: message" "$region: not committed: CPU cache invalidation of $mem"
+		expect_order "failed invalidation: no decoder committed" ""
 		trace_start
 		run "failed invalidation: commit $region again" sh -c "echo 1 >$devices/$region/commit"
 		expect_events "failed invalidation: retried" 1 "$start" "$size" 0
+		expect_order "failed invalidation: retry order" "memregion e2e_commit"
+		no_injection
 		run "failed invalidation: enable $region" cxl enable-region "$region"
 		if active "$devices/$region"; then pass "failed invalidation: $region active"; else fail "failed invalidation: $region active" "no driver"; fi
 	fi

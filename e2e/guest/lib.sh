@@ -191,6 +191,11 @@ inject_failure() {
 	echo 1 >"$fail_function/times"
 }
 
+# no_injection: cpu_cache_invalidate_memregion() off fail_function's list.
+no_injection() {
+	echo "!cpu_cache_invalidate_memregion" >"$fail_function/inject"
+}
+
 # expect_injected CHECK: the failure inject_failure armed was injected
 # (fail_function counts its times down to 0).
 expect_injected() {

@@ -96,6 +96,13 @@ fi
 ndctl list -b "$bus" -R >/dev/null
 ndctl list -b "$nosec_bus" -R >/dev/null
 expect_events load 0
+# The order of an invalidation, the erase command sent to a dimm, and the
+# probe of a region's namespaces (its seed included).
+if kprobe e2e_erase nfit:intel_security_erase && kprobe e2e_pmem_probe nd_pmem:nd_pmem_probe; then
+	pass "order probes" "intel_security_erase, nd_pmem_probe"
+else
+	fail "order probes" "kprobe events not accepted"
+fi
 
 region=
 for r in $(regions_of_bus "$bus"); do
@@ -240,6 +247,8 @@ else
 	fail "overwrite refusal $name" "no -EBUSY refusal while $first was overwritten ($i attempt(s))"
 fi
 expect_activation "activation $name" "$region"
+# The invalidation before the region's namespaces are probed.
+supported && expect_order "activation $name order" "memregion e2e_pmem_probe*"
 if ! supported && nvdimm_bypass; then
 	expect_log "bypass $name" "$name: activated without CPU cache invalidation (CONFIG_NVDIMM_SECURITY_TEST)"
 	# The bypass is logged once a boot, not per activation.
@@ -351,12 +360,15 @@ if supported; then
 		sh -c "echo 'erase 0' >/sys/bus/nd/devices/$race/security"
 	expect_injected "failed write-back: erase, injected"
 	expect_log "failed write-back: refusal message" "$race: not erased or overwritten: the write-back of a region of it failed, and writing back all of memory failed: -5"
+	expect_order "failed write-back: no erase sent" ""
 	trace_start
 	run "failed write-back: erase of $race" sh -c "echo 'erase 0' >/sys/bus/nd/devices/$race/security"
 	expect_events "failed write-back: all of memory written back before the erase" 1 0 -1 0
+	expect_order "failed write-back: erase order" "memregion e2e_erase"
 	trace_start
 	run "failed write-back: erase of $race again" sh -c "echo 'erase 0' >/sys/bus/nd/devices/$race/security"
 	expect_events "failed write-back: nothing more to write back" 0
+	expect_order "failed write-back: erase sent" "e2e_erase"
 	# The erase marked $race: the next activation invalidates.
 	trace_start
 	inject_failure
@@ -366,8 +378,12 @@ if supported; then
 	expect_log "failed invalidation: message" "$name: not activated: CPU cache invalidation of $mem"
 	expect_log "failed invalidation: message names the error" "failed: -5"
 	trace_start
+	expect_order "failed invalidation: no namespace probed" ""
+	trace_start
 	ndctl enable-region "$name" >/dev/null 2>&1
 	expect_activation "failed invalidation: retry" "$region"
+	expect_order "failed invalidation: retry order" "memregion e2e_pmem_probe*"
+	no_injection
 fi
 run "disable-region $name for the race" ndctl disable-region "$name"
 # The erases removed the passphrases: set one again, as before the lock.
