@@ -262,6 +262,13 @@ check_debian() {
 	else
 		result FAIL "Debian amd64 config: ARCH_HAS_CPU_CACHE_INVALIDATE_MEMREGION is off"
 	fi
+	# The cover letter says Debian's kernel has no error injection, so
+	# that patch 2's ALLOW_ERROR_INJECTION() is empty there.
+	if has_option "$obj" "# CONFIG_FUNCTION_ERROR_INJECTION is not set"; then
+		result ok "Debian amd64 config: FUNCTION_ERROR_INJECTION off, ALLOW_ERROR_INJECTION() empty"
+	else
+		result FAIL "Debian amd64 config: FUNCTION_ERROR_INJECTION is on: cpu_cache_invalidate_memregion() can be made to fail there (fix the cover letter)"
+	fi
 	gate "Debian amd64 config build (touched directories and their modules)" "$obj" x86_64 "$out/debian.log" || true
 }
 
