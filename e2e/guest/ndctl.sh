@@ -299,9 +299,10 @@ if ! active "$region"; then
 	expect_log "way out: unlock warning" "$name: $race unlocked while active, without CPU cache invalidation (libnvdimm.activate_incoherent=1): stale data of [mem $(hex "$start")-$(hex $((start + size - 1)))"
 	expect_events "way out: unlock, no invalidation" 0
 	if active "$region"; then pass "way out: $name still active"; else fail "way out: $name still active" "no driver"; fi
-	run "way out: disable $name" ndctl disable-region "$name"
-	echo 0 >/sys/module/libnvdimm/parameters/activate_incoherent
-	return
+	# The rest runs through the way out, the parameter set: the
+	# namespace, the race, the teardown, a dimm locked at load and
+	# frozen dimms, each region activating with its warning.
+	echo 1 >/sys/module/libnvdimm/parameters/activate_incoherent
 fi
 
 trace_start
@@ -387,7 +388,9 @@ if supported; then
 fi
 run "disable-region $name for the race" ndctl disable-region "$name"
 # The erases removed the passphrases: set one again, as before the lock.
-run "race: setup-passphrase $race" ndctl setup-passphrase "$race" -k user:nvdimm-master
+# (The way out's unlock above left one.)
+[ "$(security "$race")" = unlocked ] ||
+	run "race: setup-passphrase $race" ndctl setup-passphrase "$race" -k user:nvdimm-master
 run "race: disable-dimm $race" ndctl disable-dimm "$race"
 echo 1 >"$(test_dimm "$race")/lock_dimm"
 if [ "$(security "$race")" = locked ]; then pass "race: lock $race"; else fail "race: lock $race" "security: $(security "$race")"; fi
@@ -411,7 +414,11 @@ if supported; then
 	expect_events "race: invalidation by the unlock of $race" 1 "$start" "$size" 0
 else
 	expect_events "race: invalidation by the unlock of $race" 0
-	expect_log "race: bypass" "dimm unlocked while active, without CPU cache invalidation (CONFIG_NVDIMM_SECURITY_TEST)"
+	if nvdimm_bypass; then
+		expect_log "race: bypass" "dimm unlocked while active, without CPU cache invalidation (CONFIG_NVDIMM_SECURITY_TEST)"
+	else
+		expect_log "race: way out" "$name: $race unlocked while active, without CPU cache invalidation (libnvdimm.activate_incoherent=1)"
+	fi
 fi
 if active "$region"; then pass "race: $name still active"; else fail "race: $name still active" "no driver"; fi
 
@@ -436,7 +443,13 @@ if supported; then
 else
 	expect_events "activation of $others region(s) sharing dimms" 0
 	n=$(dmesg | grep -c "activated without CPU cache invalidation")
-	if [ "$n" -eq 0 ]; then pass "bypass not logged again" "$others more activation(s)"; else fail "bypass not logged again" "$n more message(s)"; fi
+	if nvdimm_bypass; then
+		if [ "$n" -eq 0 ]; then pass "bypass not logged again" "$others more activation(s)"; else fail "bypass not logged again" "$n more message(s)"; fi
+	elif [ "$n" -eq "$others" ]; then
+		pass "way out: a warning per region" "$n for $others activation(s)"
+	else
+		fail "way out: a warning per region" "$n message(s) for $others activation(s)"
+	fi
 fi
 
 # The bus taken down with every region active (an NFIT or nfit_test
@@ -496,4 +509,4 @@ run "frozen: enable $name" ndctl enable-region "$name"
 trace_start
 run "frozen: disable $name" ndctl disable-region "$name"
 expect_events "frozen: disable of $name, no write-back" 0
-
+echo 0 >/sys/module/libnvdimm/parameters/activate_incoherent
