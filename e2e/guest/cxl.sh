@@ -264,8 +264,8 @@ if create create "$decoder" "$memdev"; then
 	if active "$devices/$region"; then pass "activated $region after the commit"; else fail "activated $region after the commit" "no driver"; fi
 	expect_events "activation $region after the commit" 0
 
-	# Failures, injected into cpu_cache_invalidate_memregion() (where it
-	# is called: where supported). A decommit whose write-back fails
+	# Failures, injected below cpu_cache_invalidate_memregion() (where it
+	# is called: where supported), which traces them. A decommit whose write-back fails
 	# leaves the decoders committed, a commit whose invalidation fails
 	# commits nothing; each goes through when retried.
 	if supported; then
@@ -275,6 +275,7 @@ if create create "$decoder" "$memdev"; then
 		refuse "failed write-back: decommit $region refused" "Input/output error" \
 			sh -c "echo 0 >$devices/$region/commit"
 		expect_injected "failed write-back: injected"
+		expect_events "failed write-back: the failed call" 1 "$start" "$size" -5
 		if [ "$(cat "$devices/$region/commit")" = 1 ] && ! active "$devices/$region"; then
 			pass "failed write-back: $region released, still committed"
 		else
@@ -299,7 +300,8 @@ if create create "$decoder" "$memdev"; then
 		expect_injected "failed invalidation: injected"
 		if [ "$(cat "$devices/$region/commit")" = 0 ]; then pass "failed invalidation: $region not committed"; else fail "failed invalidation: $region not committed" "commit $(cat "$devices/$region/commit")"; fi
 		expect_log "failed invalidation: message" "$region: not committed: CPU cache invalidation of $mem"
-		expect_order "failed invalidation: no decoder committed" ""
+		expect_events "failed invalidation: the failed call" 1 "$start" "$size" -5
+		expect_order "failed invalidation: no decoder committed" "memregion"
 		trace_start
 		run "failed invalidation: commit $region again" sh -c "echo 1 >$devices/$region/commit"
 		expect_events "failed invalidation: retried" 1 "$start" "$size" 0

@@ -177,23 +177,24 @@ expect_order() {
 	esac
 }
 
-# inject_failure: the next call of cpu_cache_invalidate_memregion() fails
-# with -EIO without running (fail_function), and no later one.
+# inject_failure: the next call of the implementation under
+# cpu_cache_invalidate_memregion() fails with -EIO without running
+# (fail_function), and no later one; the entry point traces it.
 fail_function=/sys/kernel/debug/fail_function
 inject_failure() {
-	[ -d "$fail_function/cpu_cache_invalidate_memregion" ] ||
-		echo cpu_cache_invalidate_memregion >"$fail_function/inject"
+	[ -d "$fail_function/arch_cpu_cache_invalidate_memregion" ] ||
+		echo arch_cpu_cache_invalidate_memregion >"$fail_function/inject"
 	# -EIO, as the u64 the attribute parses.
-	echo 0xfffffffffffffffb >"$fail_function/cpu_cache_invalidate_memregion/retval"
+	echo 0xfffffffffffffffb >"$fail_function/arch_cpu_cache_invalidate_memregion/retval"
 	echo 100 >"$fail_function/probability"
 	echo 1 >"$fail_function/interval"
 	echo 1 >"$fail_function/verbose"
 	echo 1 >"$fail_function/times"
 }
 
-# no_injection: cpu_cache_invalidate_memregion() off fail_function's list.
+# no_injection: the implementation off fail_function's list.
 no_injection() {
-	echo "!cpu_cache_invalidate_memregion" >"$fail_function/inject"
+	echo "!arch_cpu_cache_invalidate_memregion" >"$fail_function/inject"
 }
 
 # expect_injected CHECK: the failure inject_failure armed was injected

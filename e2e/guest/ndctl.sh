@@ -339,8 +339,8 @@ for race in $dimms; do :; done
 # Without namespaces, so that the region activates whatever labels the
 # half-probed dimm shows (none yet).
 run "race: destroy the namespaces of $name" ndctl destroy-namespace -f -r "$name" all
-# Failures, injected into cpu_cache_invalidate_memregion() (where it is
-# called: where supported). A disable whose write-back fails is logged,
+# Failures, injected below cpu_cache_invalidate_memregion() (where it is
+# called: where supported), which traces them. A disable whose write-back fails is logged,
 # and its dimms are written back with all of memory before their next
 # erase, which is refused if that fails too; an activation whose
 # invalidation fails is refused; each goes through when retried.
@@ -350,6 +350,7 @@ if supported; then
 	inject_failure
 	run "failed write-back: disable $name" ndctl disable-region "$name"
 	expect_injected "failed write-back: injected"
+	expect_events "failed write-back: the failed call" 1 "$start" "$size" -5
 	if active "$region"; then fail "failed write-back: $name disabled" "still has a driver"; else pass "failed write-back: $name disabled"; fi
 	expect_log "failed write-back: message" "$name: CPU caches not written back as $mem"
 	expect_log "failed write-back: message says what follows" "was disabled: -5; its dimms will be written back with all of memory before an erase or overwrite"
@@ -361,7 +362,8 @@ if supported; then
 		sh -c "echo 'erase 0' >/sys/bus/nd/devices/$race/security"
 	expect_injected "failed write-back: erase, injected"
 	expect_log "failed write-back: refusal message" "$race: not erased or overwritten: the write-back of a region of it failed, and writing back all of memory failed: -5"
-	expect_order "failed write-back: no erase sent" ""
+	expect_events "failed write-back: the failed call of all of memory" 1 0 -1 -5
+	expect_order "failed write-back: no erase sent" "memregion"
 	trace_start
 	run "failed write-back: erase of $race" sh -c "echo 'erase 0' >/sys/bus/nd/devices/$race/security"
 	expect_events "failed write-back: all of memory written back before the erase" 1 0 -1 0
@@ -379,7 +381,8 @@ if supported; then
 	expect_log "failed invalidation: message" "$name: not activated: CPU cache invalidation of $mem"
 	expect_log "failed invalidation: message names the error" "failed: -5"
 	trace_start
-	expect_order "failed invalidation: no namespace probed" ""
+	expect_events "failed invalidation: the failed call" 1 "$start" "$size" -5
+	expect_order "failed invalidation: no namespace probed" "memregion"
 	trace_start
 	ndctl enable-region "$name" >/dev/null 2>&1
 	expect_activation "failed invalidation: retry" "$region"
