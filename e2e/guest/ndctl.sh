@@ -380,7 +380,6 @@ if supported; then
 	if active "$region"; then fail "failed invalidation: $name refused" "active"; else pass "failed invalidation: $name refused" "no driver"; fi
 	expect_log "failed invalidation: message" "$name: not activated: CPU cache invalidation of $mem"
 	expect_log "failed invalidation: message names the error" "failed: -5"
-	trace_start
 	expect_events "failed invalidation: the failed call" 1 "$start" "$size" -5
 	expect_order "failed invalidation: no namespace probed" "memregion"
 	trace_start
