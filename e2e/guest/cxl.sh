@@ -269,7 +269,6 @@ if create create "$decoder" "$memdev"; then
 	# leaves the decoders committed, a commit whose invalidation fails
 	# commits nothing; each goes through when retried.
 	if supported; then
-		mem="[mem $(hex "$start")-$(hex $((start + size - 1)))"
 		trace_start
 		inject_failure
 		refuse "failed write-back: decommit $region refused" "Input/output error" \
@@ -281,7 +280,7 @@ if create create "$decoder" "$memdev"; then
 		else
 			fail "failed write-back: $region released, still committed" "commit $(cat "$devices/$region/commit"), driver $(active "$devices/$region" && echo bound || echo none)"
 		fi
-		expect_log "failed write-back: message" "$region: CPU caches not written back for $mem"
+		expect_log "failed write-back: message" "$region: CPU caches not written back for $(pr_range "$start" "$size")"
 		expect_log "failed write-back: message says what to do" ": -5; its decoders stay committed: write 0 to commit to retry"
 		_seq=$(trace_sequence)
 		case $_seq in
@@ -299,7 +298,7 @@ if create create "$decoder" "$memdev"; then
 			sh -c "echo 1 >$devices/$region/commit"
 		expect_injected "failed invalidation: injected"
 		if [ "$(cat "$devices/$region/commit")" = 0 ]; then pass "failed invalidation: $region not committed"; else fail "failed invalidation: $region not committed" "commit $(cat "$devices/$region/commit")"; fi
-		expect_log "failed invalidation: message" "$region: not committed: CPU cache invalidation of $mem"
+		expect_log "failed invalidation: message" "$region: not committed: CPU cache invalidation of $(pr_range "$start" "$size")"
 		expect_events "failed invalidation: the failed call" 1 "$start" "$size" -5
 		expect_order "failed invalidation: no decoder committed" "memregion"
 		trace_start
@@ -336,7 +335,7 @@ else
 		start=$(cat "$devices/$region/resource")
 		size=$(cat "$devices/$region/size")
 		pass "way out: $region active"
-		expect_log "way out: the warning names the range" "$region: activated without CPU cache invalidation (cxl_core.activate_incoherent=1): stale data of [mem $(hex "$start")-$(hex $((start + size - 1)))"
+		expect_log "way out: the warning names the range" "$region: activated without CPU cache invalidation (cxl_core.activate_incoherent=1): stale data of $(pr_range "$start" "$size")"
 		expect_events "way out: no invalidation" 0
 		expect_taint "way out: no taint" 0
 		destroy "way out: destroy $region"

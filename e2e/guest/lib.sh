@@ -35,6 +35,9 @@ note() { say "E2E note $scenario: $*"; }
 
 # hex NUMBER: as the trace event prints it (the kernel's %#llx: 0 is 0x0).
 hex() { printf '0x%x' "$(($1))"; }
+# pr_range START SIZE: how the kernel's %pr prints that range, up to its
+# last byte: "[mem 0xSTART-0xEND".
+pr_range() { printf '[mem %s-%s' "$(hex "$1")" "$(hex $(($1 + $2 - 1)))"; }
 
 # run CHECK COMMAND...: COMMAND must succeed; its last lines if it doesn't.
 run() {

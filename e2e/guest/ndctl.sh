@@ -70,7 +70,7 @@ expect_activation() {
 		expect_events "$1 invalidation" 0
 	else
 		if active "$_r"; then fail "$1 refused" "${_r##*/} is active in a guest without the bypass"; else pass "$1 refused" "${_r##*/} has no driver"; fi
-		expect_log "$1 refusal message" "${_r##*/}: not activated: CPU caches may hold stale data of [mem $(hex "$_start")-$(hex $((_start + _size - 1)))"
+		expect_log "$1 refusal message" "${_r##*/}: not activated: CPU caches may hold stale data of $(pr_range "$_start" "$_size")"
 		expect_events "$1 invalidation" 0
 	fi
 }
@@ -276,7 +276,7 @@ if ! active "$region"; then
 	echo 1 >/sys/module/libnvdimm/parameters/activate_incoherent
 	ndctl enable-region "$name" >/dev/null 2>&1
 	if active "$region"; then pass "way out: $name active"; else fail "way out: $name active" "no driver: $(dmesg | tail -n 2 | tr '\n' ' ')"; fi
-	expect_log "way out: the warning names the range" "$name: activated without CPU cache invalidation (libnvdimm.activate_incoherent=1): stale or erased data of [mem $(hex "$start")-$(hex $((start + size - 1)))"
+	expect_log "way out: the warning names the range" "$name: activated without CPU cache invalidation (libnvdimm.activate_incoherent=1): stale or erased data of $(pr_range "$start" "$size")"
 	expect_events "way out: no invalidation" 0
 	expect_taint "way out: no taint" 0
 	# An unlock of a dimm of the active region: refused without the
@@ -290,13 +290,13 @@ if ! active "$region"; then
 	trace_start
 	echo "$race" >/sys/bus/nd/drivers/nvdimm/bind
 	expect_security "unlock under $name refused" "$race" locked
-	expect_log "unlock under $name: refusal message" "$race: not unlocked: $name ([mem $(hex "$start")-$(hex $((start + size - 1)))"
+	expect_log "unlock under $name: refusal message" "$race: not unlocked: $name ($(pr_range "$start" "$size")"
 	echo "$race" >/sys/bus/nd/drivers/nvdimm/unbind
 	echo 1 >/sys/module/libnvdimm/parameters/activate_incoherent
 	trace_start
 	echo "$race" >/sys/bus/nd/drivers/nvdimm/bind
 	expect_security "way out: unlock under $name" "$race" unlocked
-	expect_log "way out: unlock warning" "$name: $race unlocked while active, without CPU cache invalidation (libnvdimm.activate_incoherent=1): stale data of [mem $(hex "$start")-$(hex $((start + size - 1)))"
+	expect_log "way out: unlock warning" "$name: $race unlocked while active, without CPU cache invalidation (libnvdimm.activate_incoherent=1): stale data of $(pr_range "$start" "$size")"
 	expect_events "way out: unlock, no invalidation" 0
 	if active "$region"; then pass "way out: $name still active"; else fail "way out: $name still active" "no driver"; fi
 	# The rest runs through the way out, the parameter set: the
@@ -345,14 +345,13 @@ run "race: destroy the namespaces of $name" ndctl destroy-namespace -f -r "$name
 # erase, which is refused if that fails too; an activation whose
 # invalidation fails is refused; each goes through when retried.
 if supported; then
-	mem="[mem $(hex "$start")-$(hex $((start + size - 1)))"
 	trace_start
 	inject_failure
 	run "failed write-back: disable $name" ndctl disable-region "$name"
 	expect_injected "failed write-back: injected"
 	expect_events "failed write-back: the failed call" 1 "$start" "$size" -5
 	if active "$region"; then fail "failed write-back: $name disabled" "still has a driver"; else pass "failed write-back: $name disabled"; fi
-	expect_log "failed write-back: message" "$name: CPU caches not written back as $mem"
+	expect_log "failed write-back: message" "$name: CPU caches not written back as $(pr_range "$start" "$size")"
 	expect_log "failed write-back: message says what follows" "was disabled: -5; its dimms will be written back with all of memory before an erase or overwrite"
 	# Erases with the zero key through sysfs: the earlier erases left
 	# $race without a passphrase.
@@ -378,7 +377,7 @@ if supported; then
 	ndctl enable-region "$name" >/dev/null 2>&1
 	expect_injected "failed invalidation: injected"
 	if active "$region"; then fail "failed invalidation: $name refused" "active"; else pass "failed invalidation: $name refused" "no driver"; fi
-	expect_log "failed invalidation: message" "$name: not activated: CPU cache invalidation of $mem"
+	expect_log "failed invalidation: message" "$name: not activated: CPU cache invalidation of $(pr_range "$start" "$size")"
 	expect_log "failed invalidation: message names the error" "failed: -5"
 	expect_events "failed invalidation: the failed call" 1 "$start" "$size" -5
 	expect_order "failed invalidation: no namespace probed" "memregion"
