@@ -262,8 +262,9 @@ check_debian() {
 	else
 		result FAIL "Debian amd64 config: ARCH_HAS_CPU_CACHE_INVALIDATE_MEMREGION is off"
 	fi
-	# The cover letter says Debian's kernel has no error injection, so
-	# that patch 2's ALLOW_ERROR_INJECTION() is empty there.
+	# The cover letter says Debian's amd64 kernel has no error
+	# injection, so that the ALLOW_ERROR_INJECTION() of patches 3 and 5
+	# is empty there.
 	if has_option "$obj" "# CONFIG_FUNCTION_ERROR_INJECTION is not set"; then
 		result ok "Debian amd64 config: FUNCTION_ERROR_INJECTION off, ALLOW_ERROR_INJECTION() empty"
 	else
