@@ -6,8 +6,9 @@
 # namespace in it. However many dimm operations, the activation is the
 # one place CPU caches are invalidated: once, for the region's range. A
 # region is written back when it is disabled only if its dimms report a
-# security state. An unlock racing the region's activation still gets
-# its invalidation. Activations are checked on the regions' driver links,
+# security state. A region bound while the probe of one of its dimms is
+# under way waits for it; a dimm unlocked under a live region has that
+# region invalidated. Activations are checked on the regions' driver links,
 # not on ndctl's exit code ("enabled 0 regions" exits 0).
 
 bus=nfit_test.0
@@ -216,8 +217,31 @@ if supported; then
 	run "no-reference: enable-dimm $last" ndctl enable-dimm "$last"
 fi
 
-trace_start
 first=${dimms%% *}
+# No overwrite starts while a region's probe is under way (security_store()
+# waits for the bus's probes to go idle), so none can start after
+# nd_region_activate() refused those in progress. Forced: the overwrite is
+# written while the region's probe waits after that check (libnvdimm's
+# activate_delay_ms, which only nfit_test's build of it has); it must wait
+# for the activation and then be refused by the busy references. Through
+# sysfs, with the zero key: the erases removed the passphrases. Where the
+# region activates: in the boot that refuses, the bind fails at once.
+if supported || nvdimm_bypass; then
+	trace_start
+	echo 3000 >/sys/module/libnvdimm/parameters/activate_delay_ms
+	sh -c "echo $name >/sys/bus/nd/drivers/nd_region/bind" &
+	bind=$!
+	sleep 1
+	refuse "overwrite of $first during the activation of $name" "Device or resource busy" \
+		sh -c "echo 'overwrite 0' >/sys/bus/nd/devices/$first/security"
+	if active "$region"; then pass "overwrite: $name activated first"; else fail "overwrite: $name activated first" "no driver"; fi
+	if wait "$bind"; then pass "overwrite: bind of $name"; else fail "overwrite: bind of $name" "refused"; fi
+	echo 0 >/sys/module/libnvdimm/parameters/activate_delay_ms
+	# No dimm of it changed since the no-reference activation above.
+	expect_events "overwrite: the activation, nothing to invalidate" 0
+	run "overwrite: disable $name" ndctl disable-region "$name"
+fi
+trace_start
 run "overwrite $first" ndctl sanitize-dimm "$first" --overwrite
 # The erases wiped the namespace labels too: start them afresh.
 # shellcheck disable=SC2086 # one argument per dimm
@@ -230,6 +254,7 @@ expect_events "dimm-operations: overwrite, init-labels" 0
 # overwrite's completion marks the dimm again, and the activation after
 # it still invalidates once.
 trace_start
+refused=$(dmesg | grep -c "probe of $name failed with error -16")
 i=0
 while [ "$i" -lt 60 ]; do
 	ndctl enable-region "$name" >/dev/null 2>&1
@@ -240,7 +265,7 @@ while [ "$i" -lt 60 ]; do
 	i=$((i + 1))
 	sleep 1
 done
-n=$(dmesg | grep -c "probe of $name failed with error -16")
+n=$(($(dmesg | grep -c "probe of $name failed with error -16") - refused))
 if [ "$n" -ge 1 ]; then
 	pass "overwrite refusal $name" "$n -EBUSY refusal(s) while $first was overwritten"
 else
@@ -328,17 +353,9 @@ run "re-enable-region $name" ndctl enable-region "$name"
 if active "$region"; then pass "re-activated $name"; else fail "re-activated $name" "no driver"; fi
 expect_events "reactivation $name" 0
 
-# An unlock racing the activation, forced: the dimm's probe publishes its
-# driver data, then waits (libnvdimm's unlock_delay_ms, which only
-# nfit_test's build of it has) before it unlocks; the region is bound in
-# that window, sees the dimm without its mark, and goes live. The unlock
-# must then invalidate the live region's range itself (nvdimm_unlocked()).
-# The region's bind is checked to have come first: the dimm still locked
-# and no invalidation yet.
+# $race: the region's last dimm, for the failures, the late unlock and the
+# race below.
 for race in $dimms; do :; done
-# Without namespaces, so that the region activates whatever labels the
-# half-probed dimm shows (none yet).
-run "race: destroy the namespaces of $name" ndctl destroy-namespace -f -r "$name" all
 # Failures, injected below cpu_cache_invalidate_memregion() (where it is
 # called: where supported), which traces them. A disable whose write-back fails is logged,
 # and its dimms are written back with all of memory before their next
@@ -387,41 +404,82 @@ if supported; then
 	expect_order "failed invalidation: retry order" "memregion e2e_pmem_probe*"
 	no_injection
 fi
+# An unlock while a region of the dimm is live: its driver unbound and
+# bound again while the region stays active and keeps its reference. The
+# unlock invalidates the region's range itself (nvdimm_unlocked()). The
+# boot that refuses ran this above, with and without the way out.
+if supported || nvdimm_bypass; then
+	# Without a passphrase (the erases above removed it, and ndctl sets
+	# none under an active region): nfit_test unlocks it all the same.
+	if active "$region"; then pass "late unlock: $name active"; else fail "late unlock: $name active" "no driver"; fi
+	echo "$race" >/sys/bus/nd/drivers/nvdimm/unbind
+	echo 1 >"$(test_dimm "$race")/lock_dimm"
+	expect_security "late unlock: lock $race" "$race" locked
+	trace_start
+	echo "$race" >/sys/bus/nd/drivers/nvdimm/bind
+	expect_security "late unlock: unlock $race" "$race" unlocked
+	if supported; then
+		expect_events "late unlock: invalidation by the unlock of $race" 1 "$start" "$size" 0
+	else
+		expect_events "late unlock: no invalidation" 0
+		expect_log "late unlock: bypass" "dimm unlocked while active, without CPU cache invalidation (CONFIG_NVDIMM_SECURITY_TEST)"
+	fi
+	if active "$region"; then pass "late unlock: $name still active"; else fail "late unlock: $name still active" "no driver"; fi
+fi
+
+# A region bound while the probe of one of its dimms is under way, forced:
+# the dimm's probe waits before its unlock (libnvdimm's unlock_delay_ms,
+# which only nfit_test's build of it has). The region must not activate
+# before the unlock: a bind through sysfs is refused with -EAGAIN, a
+# probe through drivers_probe is deferred, and the driver core probes it
+# again once the dimm's driver is bound. Its invalidation then precedes
+# the probe of its namespaces.
 run "disable-region $name for the race" ndctl disable-region "$name"
-# The erases removed the passphrases: set one again, as before the lock.
-# (The way out's unlock above left one.)
 [ "$(security "$race")" = unlocked ] ||
 	run "race: setup-passphrase $race" ndctl setup-passphrase "$race" -k user:nvdimm-master
 run "race: disable-dimm $race" ndctl disable-dimm "$race"
 echo 1 >"$(test_dimm "$race")/lock_dimm"
-if [ "$(security "$race")" = locked ]; then pass "race: lock $race"; else fail "race: lock $race" "security: $(security "$race")"; fi
+expect_security "race: lock $race" "$race" locked
 delay=/sys/module/libnvdimm/parameters/unlock_delay_ms
 echo 4000 >"$delay"
 trace_start
 echo "$race" >/sys/bus/nd/drivers/nvdimm/bind &
 bind=$!
 sleep 1
-echo "$name" >/sys/bus/nd/drivers/nd_region/bind 2>/dev/null
+refuse "race: bind of $name during the probe of $race" "Resource temporarily unavailable" \
+	sh -c "echo $name >/sys/bus/nd/drivers/nd_region/bind"
+echo "$name" >/sys/bus/nd/drivers_probe
 inside="$(security "$race"), $(trace_events | grep -c .) invalidation(s)"
-if active "$region" && [ "$inside" = "locked, 0 invalidation(s)" ]; then
-	pass "race: $name live before the unlock of $race" "$inside"
+if ! active "$region" && [ "$inside" = "locked, 0 invalidation(s)" ]; then
+	pass "race: $name not live during the probe of $race" "$inside"
 else
-	fail "race: $name live before the unlock of $race" "active: $(active "$region" && echo yes || echo no), $inside"
+	fail "race: $name not live during the probe of $race" "active: $(active "$region" && echo yes || echo no), $inside"
 fi
+deferred=$(grep "^${name}[[:space:]]" /sys/kernel/debug/devices_deferred 2>/dev/null)
+case $deferred in
+*"$race: probe in progress"*) pass "race: $name deferred" "$(echo "$deferred" | tr '\t' ' ')" ;;
+*) fail "race: $name deferred" "devices_deferred: '$deferred'" ;;
+esac
 wait "$bind"
 echo 0 >"$delay"
-if [ "$(security "$race")" = unlocked ]; then pass "race: unlock $race"; else fail "race: unlock $race" "security: $(security "$race")"; fi
+expect_security "race: unlock $race" "$race" unlocked
+i=0
+while ! active "$region" && [ "$i" -lt 10 ]; do
+	sleep 1
+	i=$((i + 1))
+done
+if active "$region"; then pass "race: $name activated by the retry" "after ${i} s"; else fail "race: $name activated by the retry" "no driver after $i s"; fi
 if supported; then
-	expect_events "race: invalidation by the unlock of $race" 1 "$start" "$size" 0
+	expect_events "race: invalidation at the activation" 1 "$start" "$size" 0
+	expect_order "race: invalidation before the namespaces' probe" "memregion e2e_pmem_probe*"
 else
-	expect_events "race: invalidation by the unlock of $race" 0
-	if nvdimm_bypass; then
-		expect_log "race: bypass" "dimm unlocked while active, without CPU cache invalidation (CONFIG_NVDIMM_SECURITY_TEST)"
-	else
-		expect_log "race: way out" "$name: $race unlocked while active, without CPU cache invalidation (libnvdimm.activate_incoherent=1)"
-	fi
+	expect_events "race: no invalidation" 0
 fi
-if active "$region"; then pass "race: $name still active"; else fail "race: $name still active" "no driver"; fi
+if [ -n "$(find "$region"/namespace*/block/ -maxdepth 1 -name 'pmem*' 2>/dev/null | head -n 1)" ]; then
+	pass "race: namespace of $name"
+else
+	fail "race: namespace of $name" "no pmem block device in $name"
+fi
 
 # Other regions that share a dimm with it were changed too: each of them
 # invalidates its own range once when it activates.
