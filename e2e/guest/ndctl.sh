@@ -431,6 +431,13 @@ if supported; then
 	ndctl enable-region "$name" >/dev/null 2>&1
 	if active "$region"; then pass "-ENOTTY: $name active"; else fail "-ENOTTY: $name active" "no driver"; fi
 	expect_events "-ENOTTY: nothing marked, nothing invalidated" 0
+	# An erase with the master passphrase marks the dimm too.
+	run "master: disable $name" ndctl disable-region "$name"
+	run "master: setup-passphrase $race" ndctl setup-passphrase "$race" -m -k user:nvdimm-master
+	run "master: erase $race" ndctl sanitize-dimm "$race" --crypto-erase -m
+	trace_start
+	ndctl enable-region "$name" >/dev/null 2>&1
+	expect_activation "master: activation" "$region"
 fi
 
 # An unlock while a region of the dimm is live: its driver unbound and
