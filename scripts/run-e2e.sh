@@ -194,6 +194,10 @@ done
 # reports (which start with WARNING: or BUG:, but not all of them).
 splat='WARNING:|BUG:|Call Trace|possible (circular|recursive) locking|inconsistent lock state|lock held when returning|INFO: task .* blocked|Oops'
 
+# How many checks each path of a boot ran: the part of a check's name
+# before its first colon ("ndctl/race", "cxl/failed write-back").
+declare -A paths=()
+
 # One boot per scenario, kernel and mode.
 for s in "${scenarios[@]}"; do
 	for b in "${boots[@]}"; do
@@ -216,13 +220,10 @@ for s in "${scenarios[@]}"; do
 		n=0
 		while read -r kind text; do
 			case $kind in
-			pass)
-				result ok "$k/$m $text"
+			pass | FAIL)
+				if [ "$kind" = pass ]; then result ok "$k/$m $text"; else result FAIL "$k/$m $text"; fi
 				n=$((n + 1))
-				;;
-			FAIL)
-				result FAIL "$k/$m $text"
-				n=$((n + 1))
+				paths["$k/$m ${text%%:*}"]=$((${paths["$k/$m ${text%%:*}"]:-0} + 1))
 				;;
 			note) echo "     $k/$m $text" ;;
 			esac
@@ -243,5 +244,14 @@ for s in "${scenarios[@]}"; do
 	done
 done
 
+# The paths with more than one check, a line per boot and scenario.
+for key in "${!paths[@]}"; do
+	if [ "${paths[$key]}" -gt 1 ]; then echo "$key|${paths[$key]}"; fi
+done | sort | awk -F'|' '{
+	split($1, w, " "); boot = w[1]; path = substr($1, length(boot) + 2)
+	scen = path; sub(/\/.*/, "", scen); sub(/^[^\/]*\//, "", path)
+	key = boot " " scen
+	line[key] = line[key] (line[key] == "" ? "" : ", ") path " " $2
+} END { for (k in line) print "     paths " k ": " line[k] }' | sort
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
