@@ -481,7 +481,8 @@ for how in race failed-probe; do
 	echo 1 >"$t/lock_dimm"
 	expect_security "$how: lock $race" "$race" locked
 	[ "$how" = failed-probe ] && echo $((1 << 4)) >"$t/fail_cmd" # ND_CMD_GET_CONFIG_SIZE
-	echo 3000 >"$delay"
+	# Checked at about 2 s into a 5 s wait.
+	echo 5000 >"$delay"
 	trace_start
 	echo "$race" >/sys/bus/nd/drivers/nvdimm/bind 2>/dev/null &
 	dimm=$!
@@ -490,10 +491,10 @@ for how in race failed-probe; do
 	bind=$!
 	sleep 1
 	# The driver link appears before the probe runs: the state of the
-	# bind's own process tells whether the probe has returned (blocked:
-	# D or S; exited: Z, or gone).
+	# bind's own process tells whether the probe has returned (waiting
+	# in wait_event(): D; exited: Z, or gone).
 	case $(cut -d' ' -f3 "/proc/$bind/stat" 2>/dev/null) in
-	D | S) state=waiting ;;
+	D) state=waiting ;;
 	*) state=returned ;;
 	esac
 	inside="bind $state, $(security "$race"), $(trace_events | grep -c .) invalidation(s)"
