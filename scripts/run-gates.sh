@@ -11,6 +11,9 @@
 #     and the defconfigs of um and riscv32, each with the series' options
 #     (gates/);
 #   - x86_64 with Debian's own configuration (linux-config-6.1);
+#   - at the tip, the Documentation/ directories that hold a page the
+#     series touches build with no Sphinx or kernel-doc warning that names
+#     a file the series touches;
 #   - GATES_RANDCONFIGS (default 10) seeded randconfigs per architecture
 #     (GATES_ARCHES, default all four), seeds from GATES_SEED (default 1)
 #     on, the series' options kept reachable with KCONFIG_ALLCONFIG;
@@ -21,13 +24,13 @@
 # Prints one line per check and ends with "N passed, N failed".
 #
 # Usage: run-gates.sh [CHECK...], where a CHECK is one of patches, wc,
-# builds, debian, randconfig and shellcheck (default: all of them).
+# builds, debian, docs, randconfig and shellcheck (default: all of them).
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 checks=("$@")
-[ ${#checks[@]} -gt 0 ] || checks=(patches wc builds debian randconfig shellcheck)
+[ ${#checks[@]} -gt 0 ] || checks=(patches wc builds debian docs randconfig shellcheck)
 randconfigs=${GATES_RANDCONFIGS:-10}
 seed0=${GATES_SEED:-1}
 read -ra rand_arches <<<"${GATES_ARCHES:-x86_64 i386 riscv arm64}"
@@ -273,6 +276,41 @@ check_debian() {
 	gate "Debian amd64 config build (touched directories and their modules)" "$obj" x86_64 "$out/debian.log" || true
 }
 
+# The pages: make htmldocs for each Documentation/ directory (SPHINXDIRS)
+# that holds a page the series touches, at the base and at the tip.
+# Sphinx and kernel-doc name the file of each warning ("PATH:LINE:
+# WARNING: ..."); a warning in a touched file that the base does not
+# have (compared without line numbers) fails the gate.
+docs_warnings() {
+	local rev=$1 log="$out/docs-$1.log"
+	mkdir -p "$out/obj-docs-$rev"
+	make -C "$src" O="$out/obj-docs-$rev" SPHINXDIRS="${sphinxdirs[*]}" htmldocs >"$log" 2>&1 ||
+		die "docs gate: make htmldocs SPHINXDIRS='${sphinxdirs[*]}' failed at the $rev (log: ${log#"$top"/})"
+	grep -iE 'warning|error' "$log" | grep -F -f "$out/docs.touched" |
+		sed -e "s|^$src/||" -e 's|^\([^:]*\):[0-9]*:|\1:|' | sort -u || true
+}
+
+check_docs() {
+	local new
+	mapfile -t sphinxdirs < <(printf '%s\n' "${touched[@]}" |
+		sed -n 's|^Documentation/\([^/]*\)/.*\.rst$|\1|p' | sort -u)
+	if [ ${#sphinxdirs[@]} -eq 0 ]; then
+		result ok "docs: the series touches no page"
+		return
+	fi
+	printf "$src/%s:\n" "${touched[@]}" >"$out/docs.touched"
+	checkout "$base_tag"
+	docs_warnings base >"$out/docs-base.warnings"
+	checkout "${commits[-1]}"
+	docs_warnings tip >"$out/docs-tip.warnings"
+	new=$(comm -13 "$out/docs-base.warnings" "$out/docs-tip.warnings")
+	if [ -n "$new" ]; then
+		result FAIL "docs: $(wc -l <<<"$new") new warning(s) in touched files: $(head -n 2 <<<"$new" | tr '\n' ' ')(log: build/gates/docs-tip.log)"
+	else
+		result ok "docs: ${sphinxdirs[*]} build with no new warning in a touched file ($(wc -l <"$out/docs-base.warnings") at the base, $(wc -l <"$out/docs-tip.warnings") at the tip)"
+	fi
+}
+
 check_randconfig() {
 	local arch i seed obj
 	checkout "${commits[-1]}"
@@ -306,9 +344,10 @@ for check in "${checks[@]}"; do
 	wc) check_wc ;;
 	builds) check_builds ;;
 	debian) check_debian ;;
+	docs) check_docs ;;
 	randconfig) check_randconfig ;;
 	shellcheck) check_shellcheck ;;
-	*) die "no gate '$check' (patches wc builds debian randconfig shellcheck)" ;;
+	*) die "no gate '$check' (patches wc builds debian docs randconfig shellcheck)" ;;
 	esac
 	note "$check: $((SECONDS - start)) s"
 done

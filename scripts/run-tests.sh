@@ -17,7 +17,7 @@ while read -r conf; do
 done < <(find "$top/kunit" -name '*.conf' | LC_ALL=C sort)
 stages+=("e2e|$top/scripts/run-e2e.sh")
 # Every gate but randconfig, which takes hours cold: make gates runs it.
-stages+=("gates|$top/scripts/run-gates.sh patches wc builds debian shellcheck")
+stages+=("gates|$top/scripts/run-gates.sh patches wc builds debian docs shellcheck")
 
 passed=0 failed=0 times=()
 log=$(mktemp)
