@@ -136,12 +136,13 @@ build_dirs() {
 		gmake "$obj" "$arch" "$@" "${want[@]}" >>"$log" 2>&1
 }
 
-# touched_warnings LOG: the compiler and sparse warnings of LOG that are
-# in files the series touches, without line numbers.
+# touched_warnings LOG: the warnings of LOG (compiler, sparse, kernel-doc,
+# Sphinx's "WARNING:") that are in files the series touches, without line
+# numbers.
 touched_warnings() {
 	local f
 	for f in "${touched[@]}"; do
-		grep -E "(^|/)$f:[0-9]+:([0-9]+:)? (warning|error):" "$1" |
+		grep -iE "(^|/)$f:[0-9]+:([0-9]+:)? (warning|error):" "$1" |
 			sed -E "s,^.*(^|/)($f):[0-9]+:([0-9]+:)? ,\2: ," || true
 	done | sort -u
 }
@@ -286,8 +287,7 @@ docs_warnings() {
 	mkdir -p "$out/obj-docs-$rev"
 	make -C "$src" O="$out/obj-docs-$rev" SPHINXDIRS="${sphinxdirs[*]}" htmldocs >"$log" 2>&1 ||
 		die "docs gate: make htmldocs SPHINXDIRS='${sphinxdirs[*]}' failed at the $rev (log: ${log#"$top"/})"
-	grep -iE 'warning|error' "$log" | grep -F -f "$out/docs.touched" |
-		sed -e "s|^$src/||" -e 's|^\([^:]*\):[0-9]*:|\1:|' | sort -u || true
+	touched_warnings "$log"
 }
 
 check_docs() {
@@ -298,7 +298,6 @@ check_docs() {
 		result ok "docs: the series touches no page"
 		return
 	fi
-	printf "$src/%s:\n" "${touched[@]}" >"$out/docs.touched"
 	checkout "$base_tag"
 	docs_warnings base >"$out/docs-base.warnings"
 	checkout "${commits[-1]}"

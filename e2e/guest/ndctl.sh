@@ -47,6 +47,17 @@ expect_security() {
 	if [ "$(security "$2")" = "$3" ]; then pass "$1" "$2: $3"; else fail "$1" "$2: $(security "$2"), expected $3"; fi
 }
 
+# relock CHECK NMEM: the dimm's driver unbound, the dimm locked (read
+# back, which also refreshes the kernel's copy of the state), trace_start,
+# and its driver bound again, which unlocks it in its probe.
+relock() {
+	echo "$2" >/sys/bus/nd/drivers/nvdimm/unbind
+	echo 1 >"$(test_dimm "$2")/lock_dimm"
+	expect_security "$1: lock $2" "$2" locked
+	trace_start
+	echo "$2" >/sys/bus/nd/drivers/nvdimm/bind
+}
+
 # count_active REGION...: how many of them are active.
 count_active() {
 	_n=0
@@ -310,12 +321,7 @@ if ! active "$region"; then
 	# parameter (the dimm stays locked), and with it done with a
 	# warning that names the dimm and the region's range.
 	echo 0 >/sys/module/libnvdimm/parameters/activate_incoherent
-	echo "$race" >/sys/bus/nd/drivers/nvdimm/unbind
-	echo 1 >"$(test_dimm "$race")/lock_dimm"
-	# Read back, which also refreshes the kernel's copy of the state.
-	expect_security "unlock under $name: lock $race" "$race" locked
-	trace_start
-	echo "$race" >/sys/bus/nd/drivers/nvdimm/bind
+	relock "unlock under $name" "$race"
 	expect_security "unlock under $name refused" "$race" locked
 	expect_log "unlock under $name: refusal message" "$race: not unlocked: $name ($(pr_range "$start" "$size")"
 	echo "$race" >/sys/bus/nd/drivers/nvdimm/unbind
@@ -448,11 +454,7 @@ if supported || nvdimm_bypass; then
 	# Without a passphrase (the erases above removed it, and ndctl sets
 	# none under an active region): nfit_test unlocks it all the same.
 	if active "$region"; then pass "late unlock: $name active"; else fail "late unlock: $name active" "no driver"; fi
-	echo "$race" >/sys/bus/nd/drivers/nvdimm/unbind
-	echo 1 >"$(test_dimm "$race")/lock_dimm"
-	expect_security "late unlock: lock $race" "$race" locked
-	trace_start
-	echo "$race" >/sys/bus/nd/drivers/nvdimm/bind
+	relock "late unlock" "$race"
 	expect_security "late unlock: unlock $race" "$race" unlocked
 	if supported; then
 		expect_events "late unlock: invalidation by the unlock of $race" 1 "$start" "$size" 0
