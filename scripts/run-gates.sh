@@ -137,13 +137,13 @@ build_dirs() {
 }
 
 # touched_warnings LOG: the warnings of LOG (compiler, sparse, kernel-doc,
-# Sphinx's "WARNING:") that are in files the series touches, without line
-# numbers.
+# Sphinx's "WARNING:" and "CRITICAL:", with or without a line number)
+# that are in files the series touches, without line numbers.
 touched_warnings() {
 	local f
 	for f in "${touched[@]}"; do
-		grep -iE "(^|/)$f:[0-9]+:([0-9]+:)? (warning|error):" "$1" |
-			sed -E "s,^.*(^|/)($f):[0-9]+:([0-9]+:)? ,\2: ," || true
+		grep -iE "(^|/)$f(:[0-9]+)?(:[0-9]+)?: (warning|error|critical):" "$1" |
+			sed -E "s,^.*(^|/)($f)(:[0-9]+)?(:[0-9]+)?: ,\2: ," || true
 	done | sort -u
 }
 
@@ -286,22 +286,25 @@ docs_warnings() {
 	local rev=$1 log="$out/docs-$1.log"
 	mkdir -p "$out/obj-docs-$rev"
 	make -C "$src" O="$out/obj-docs-$rev" SPHINXDIRS="${sphinxdirs[*]}" htmldocs >"$log" 2>&1 ||
-		die "docs gate: make htmldocs SPHINXDIRS='${sphinxdirs[*]}' failed at the $rev (log: ${log#"$top"/})"
+		return 1
 	touched_warnings "$log"
 }
 
 check_docs() {
-	local new
+	local new rev
 	mapfile -t sphinxdirs < <(printf '%s\n' "${touched[@]}" |
 		sed -n 's|^Documentation/\([^/]*\)/.*\.rst$|\1|p' | sort -u)
 	if [ ${#sphinxdirs[@]} -eq 0 ]; then
 		result ok "docs: the series touches no page"
 		return
 	fi
-	checkout "$base_tag"
-	docs_warnings base >"$out/docs-base.warnings"
-	checkout "${commits[-1]}"
-	docs_warnings tip >"$out/docs-tip.warnings"
+	for rev in base tip; do
+		if [ "$rev" = base ]; then checkout "$base_tag"; else checkout "${commits[-1]}"; fi
+		if ! docs_warnings "$rev" >"$out/docs-$rev.warnings"; then
+			result FAIL "docs: make htmldocs SPHINXDIRS='${sphinxdirs[*]}' failed at the $rev (log: build/gates/docs-$rev.log)"
+			return
+		fi
+	done
 	new=$(comm -13 "$out/docs-base.warnings" "$out/docs-tip.warnings")
 	if [ -n "$new" ]; then
 		result FAIL "docs: $(wc -l <<<"$new") new warning(s) in touched files: $(head -n 2 <<<"$new" | tr '\n' ' ')(log: build/gates/docs-tip.log)"
