@@ -2,9 +2,9 @@
 # make gates: the checks a patch series passes before it is sent upstream,
 # over every patch in build/linux (base..series):
 #   - each patch, in order: checkpatch.pl --strict (scripts/check-patches.sh)
-#     and an x86_64 build of the directories the series touches, plus a
-#     riscv64 one for the patches that touch arch/riscv, so that the
-#     series is bisectable;
+#     and an x86_64 build of the directories the series touches, plus one
+#     for the architecture of each path in gates/per-patch-arches.txt the
+#     patch touches (riscv64, arm64), so that the series is bisectable;
 #   - at the tip, W=1 and C=1 (sparse) add no warning in the touched files
 #     compared with the base;
 #   - defconfig and allnoconfig builds for x86_64, i386, riscv64 and arm64,
@@ -169,7 +169,7 @@ has_option() { grep -qx "$2" "$1/.config"; }
 checkout() { git -C "$src" checkout -q --detach "$1"; }
 
 check_patches() {
-	local obj="$out/obj-bisect" n=0 c subject line
+	local obj="$out/obj-bisect" n=0 c subject line arch
 	"$top/scripts/check-patches.sh" >"$out/checkpatch.log" 2>&1 || true
 	while read -r line; do
 		case $line in
@@ -186,13 +186,24 @@ check_patches() {
 		else
 			result FAIL "build x86_64 patch $n: configuration failed (log: build/gates/bisect.log)"
 		fi
-		tgit diff --name-only "$c^" "$c" | grep -q '^arch/riscv/' || continue
-		if configure "$obj-riscv" riscv defconfig >"$out/bisect.log" 2>&1; then
-			gate "build riscv patch $n/${#commits[@]}: $subject" "$obj-riscv" riscv "$out/bisect-riscv-$n.log" || true
-		else
-			result FAIL "build riscv patch $n: configuration failed (log: build/gates/bisect.log)"
-		fi
+		for arch in $(patch_arches "$c"); do
+			if configure "$obj-$arch" "$arch" defconfig >"$out/bisect.log" 2>&1; then
+				gate "build $arch patch $n/${#commits[@]}: $subject" "$obj-$arch" "$arch" "$out/bisect-$arch-$n.log" || true
+			else
+				result FAIL "build $arch patch $n: configuration failed (log: build/gates/bisect.log)"
+			fi
+		done
 	done
+}
+
+# patch_arches COMMIT: the architectures gates/per-patch-arches.txt builds
+# COMMIT for, besides x86_64, from the paths it touches.
+patch_arches() {
+	local prefix arch
+	while read -r prefix arch; do
+		case $prefix in '#'* | '') continue ;; esac
+		tgit diff --name-only "$1^" "$1" | grep -q "^$prefix" && echo "$arch"
+	done <"$top/gates/per-patch-arches.txt" | sort -u
 }
 
 # W=1 and C=1 at the base and at the tip, in one kept directory: the
@@ -229,16 +240,10 @@ check_builds() {
 				result FAIL "$arch $kind: configuration failed (log: build/gates/$arch-$kind.log)"
 				continue
 			fi
-			case $arch-$kind in
-			x86_64-defconfig | i386-defconfig | riscv-defconfig | arm64-defconfig)
-				has_option "$obj" CONFIG_ARCH_HAS_CPU_CACHE_INVALIDATE_MEMREGION=y ||
-					result FAIL "$arch defconfig: ARCH_HAS_CPU_CACHE_INVALIDATE_MEMREGION is off"
-				;;
-			riscv32-defconfig)
-				has_option "$obj" CONFIG_32BIT=y ||
-					result FAIL "riscv32 defconfig: CONFIG_32BIT did not take effect"
-				;;
-			esac
+			while read -r line; do
+				has_option "$obj" "$line" ||
+					result FAIL "$arch $kind: the configuration lacks $line (gates/required.txt)"
+			done < <(sed -n "s/^$arch-$kind //p" "$top/gates/required.txt")
 			gate "$arch $kind" "$obj" "$arch" "$out/$arch-$kind.log" || true
 		done
 	done
