@@ -12,8 +12,9 @@
 #     (gates/);
 #   - x86_64 with Debian's own configuration (linux-config-6.1);
 #   - at the tip, the Documentation/ directories that hold a page the
-#     series touches build with no Sphinx or kernel-doc warning that names
-#     a file the series touches;
+#     series touches, or one that pulls kernel-doc from a file it touches,
+#     build with no Sphinx or kernel-doc warning that names a file the
+#     series touches, that the base does not also give;
 #   - GATES_RANDCONFIGS (default 10) seeded randconfigs per architecture
 #     (GATES_ARCHES, default all four), seeds from GATES_SEED (default 1)
 #     on, the series' options kept reachable with KCONFIG_ALLCONFIG;
@@ -295,10 +296,29 @@ docs_warnings() {
 	touched_warnings "$log"
 }
 
+# docs_dirs: the Sphinx directories the docs gate builds, at the checkout:
+# the top-level one of each page the series touches (its index lists the
+# page), and for each page that pulls kernel-doc from another file the
+# series touches, the nearest directory above it with an index.rst.
+docs_dirs() {
+	local f dir
+	printf '%s\n' "${touched[@]}" | sed -n 's|^Documentation/\([^/]*\)/.*\.rst$|\1|p'
+	for f in "${touched[@]}"; do
+		case $f in Documentation/*) continue ;; esac
+		grep -rlE --include='*.rst' "^\.\. kernel-doc:: ${f//./\\.}[[:space:]]*$" "$src/Documentation" || true
+	done | while read -r f; do
+		dir=$(dirname "$f")
+		while [ ! -f "$dir/index.rst" ] && [ "$dir" != "$src/Documentation" ]; do
+			dir=$(dirname "$dir")
+		done
+		echo "${dir#"$src"/Documentation/}"
+	done
+}
+
 check_docs() {
 	local new rev
-	mapfile -t sphinxdirs < <(printf '%s\n' "${touched[@]}" |
-		sed -n 's|^Documentation/\([^/]*\)/.*\.rst$|\1|p' | sort -u)
+	checkout "${commits[-1]}"
+	mapfile -t sphinxdirs < <(docs_dirs | sort -u)
 	if [ ${#sphinxdirs[@]} -eq 0 ]; then
 		result ok "docs: the series touches no page"
 		return
