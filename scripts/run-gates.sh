@@ -50,9 +50,16 @@ mapfile -t commits < <(tgit rev-list --reverse "$base_tag..$series_branch")
 [ ${#commits[@]} -gt 0 ] || die "build/linux has no commits on $series_branch"
 mapfile -t touched < <(tgit diff --name-only "$base_tag" "$series_branch")
 mapfile -t touched_c < <(printf '%s\n' "${touched[@]}" | grep '\.c$' | grep -v '^tools/')
+# A touched Makefile adds its directory only when no touched source lies
+# below it: drivers/Makefile, which only names a new subdirectory, must
+# not make the gate build all of drivers/.
 mapfile -t dirs < <(printf '%s\n' "${touched[@]}" |
 	grep -E '\.c$|/Makefile$' | grep -vE '^(tools|include|Documentation)/|/include/' |
-	xargs -n1 dirname | sort -u |
+	awk '{ d = $0; sub(/\/[^\/]*$/, "", d); if ($0 ~ /\/Makefile$/) mk[d] = 1; else src[d] = 1 }
+	END {
+		for (m in mk) { keep = 1; for (c in src) if (index(c "/", m "/") == 1 && c != m) keep = 0; if (keep) src[m] = 1 }
+		for (c in src) print c
+	}' | sort -u |
 	awk '{ for (i = 1; i <= n; i++) if (index($0 "/", d[i] "/") == 1) next; d[++n] = $0; print }')
 
 # A worktree of build/linux to check out each commit in: the series tree
