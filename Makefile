@@ -2,8 +2,9 @@
 #
 #   make kunit [ARCH=x86_64]  prepare the patched tree, build it, run the
 #                             series' KUnit suites under QEMU
-#   make e2e                  NVDIMM/CXL end to end: nfit_test, cxl_test, ndctl
-#                             and cxl under QEMU, both CPUID modes
+#   make e2e [E2E_ARCH=x86_64] end to end under QEMU: on x86_64 nfit_test,
+#                             cxl_test, ndctl and cxl, both CPUID modes; on
+#                             arm64 cxl_test and a test cache agent
 #   make gates                upstream gates: per-patch checkpatch and build,
 #                             W=1/C=1 against the base, per-arch builds,
 #                             Debian's config, randconfigs, shellcheck
@@ -12,6 +13,7 @@
 #   make bench-vmap           riscv flush_cache_vmap() benchmark (slow; not in test)
 
 ARCH ?= x86_64
+E2E_ARCH ?= x86_64
 
 .PHONY: all deps tree export export-check kunit e2e gates test bench-vmap
 
@@ -33,7 +35,7 @@ kunit: tree
 	@scripts/run-kunit.sh $(ARCH)
 
 e2e: tree
-	@scripts/run-e2e.sh
+	@E2E_ARCH=$(E2E_ARCH) scripts/run-e2e.sh
 
 gates: tree
 	@scripts/run-gates.sh

@@ -1,33 +1,73 @@
 #!/usr/bin/env bash
 # Install the Debian packages listed in scripts/debian-packages.txt that are
-# not installed yet. Quick and silent when all of them are there.
+# not installed yet, then download and unpack, under build/deps, those of
+# other architectures that scripts/debian-foreign-packages.txt lists and
+# build/deps lacks. Quick and silent when all of them are there.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
 list="$here/debian-packages.txt"
 
 mapfile -t wanted < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$list" | grep -v '^$')
+mapfile -t foreign < <(sed -e 's/#.*//' "$here/debian-foreign-packages.txt" | awk 'NF')
 
 missing=()
 for pkg in "${wanted[@]}"; do
 	status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
 	[ "$status" = installed ] || missing+=("$pkg")
 done
+unpacked=()
+for line in "${foreign[@]}"; do
+	read -r arch pkg <<<"$line"
+	[ -e "$top/build/deps/$arch/$pkg/.unpacked" ] || unpacked+=("$arch $pkg")
+done
 
-if [ "${#missing[@]}" -eq 0 ]; then
+if [ "${#missing[@]}" -eq 0 ] && [ "${#unpacked[@]}" -eq 0 ]; then
 	exit 0
 fi
 
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
 	command -v sudo >/dev/null ||
-		{ echo "install-deps: not root and no sudo; install as root: ${missing[*]}" >&2; exit 1; }
+		{ echo "install-deps: not root and no sudo; install as root: ${missing[*]} (and foreign: ${unpacked[*]})" >&2; exit 1; }
 	sudo=(sudo)
 fi
 
-echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq ||
-	{ echo "install-deps: apt-get update failed" >&2; exit 1; }
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
-	{ echo "install-deps: apt-get install failed for: ${missing[*]}" >&2; exit 1; }
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "install-deps: installing ${missing[*]}"
+	"${sudo[@]}" apt-get update -qq ||
+		{ echo "install-deps: apt-get update failed" >&2; exit 1; }
+	"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+		{ echo "install-deps: apt-get install failed for: ${missing[*]}" >&2; exit 1; }
+fi
+
+# The foreign packages: apt must know ARCH's packages (dpkg's foreign
+# architectures, then an update) to download one; it installs none.
+for line in "${unpacked[@]}"; do
+	read -r arch pkg <<<"$line"
+	dest="$top/build/deps/$arch/$pkg"
+	if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+		echo "install-deps: adding $arch to dpkg's foreign architectures, to download $pkg:$arch"
+		"${sudo[@]}" dpkg --add-architecture "$arch" ||
+			{ echo "install-deps: dpkg --add-architecture $arch failed" >&2; exit 1; }
+	fi
+	if ! apt-cache show "$pkg:$arch" >/dev/null 2>&1; then
+		"${sudo[@]}" apt-get update -qq ||
+			{ echo "install-deps: apt-get update failed" >&2; exit 1; }
+	fi
+	echo "install-deps: downloading $pkg:$arch, unpacking it into build/deps/$arch/$pkg"
+	rm -rf "$dest"
+	mkdir -p "$dest"
+	if ! (cd "$top/build/deps/$arch" && apt-get download -qq "$pkg:$arch") >"$dest.log" 2>&1; then
+		cat "$dest.log" >&2
+		echo "install-deps: apt-get download $pkg:$arch failed" >&2
+		exit 1
+	fi
+	deb=$(find "$top/build/deps/$arch" -maxdepth 1 -name "${pkg}_*_$arch.deb" | sort | tail -n 1)
+	[ -n "$deb" ] || { echo "install-deps: apt-get download $pkg:$arch left no ${pkg}_*_$arch.deb" >&2; exit 1; }
+	dpkg-deb -x "$deb" "$dest" ||
+		{ echo "install-deps: dpkg-deb -x $deb failed" >&2; exit 1; }
+	touch "$dest/.unpacked"
+done

@@ -1,52 +1,69 @@
 #!/bin/bash
-# make e2e: the NVDIMM and CXL conversions end to end. Builds three
-# x86_64 series kernels from allnoconfig, e2e/kernel.config (libnvdimm,
-# nfit and cxl as modules, trace and kprobe events, PROVE_LOCKING,
-# DEBUG_ATOMIC_SLEEP) and one of e2e/kernels/*.config (which of the two
-# test bypasses is on; the production kernel has neither, and
-# fail_function), each with the test modules of tools/testing/nvdimm
-# (nfit_test) and tools/testing/cxl (cxl_test), and e2e/devmem_ns_test
-# with and without its DEVMEM import; packs an initramfs per kernel with
-# busybox, Debian's ndctl, cxl, keyctl and kmod and the libraries they
-# need; and boots each scenario of e2e/guest under QEMU -smp 2: the
-# production kernel with the CPUID hypervisor bit hidden (WBINVD runs),
-# the nvdimm-bypass and cxl-bypass kernels with it visible (invalidation
-# unsupported). Prints one line per check, fails a boot whose console
-# shows a kernel splat, and ends with "N passed, N failed".
+# make e2e: the NVDIMM and CXL conversions end to end, on the
+# architecture E2E_ARCH names (default x86_64), as e2e/arches/ARCH.conf
+# describes it. Builds each of its series kernels from allnoconfig, the
+# arch's fragments (e2e/kernel.config: libnvdimm, nfit and cxl as
+# modules, trace and kprobe events, PROVE_LOCKING, DEBUG_ATOMIC_SLEEP;
+# then the arch's own) and one of e2e/kernels/*.config, each with its
+# test modules (tools/testing/nvdimm's nfit_test, tools/testing/cxl's
+# cxl_test, tools/testing/cache's agent) and e2e/devmem_ns_test with
+# and without its DEVMEM import; packs an initramfs per kernel with
+# busybox, the arch's guest tools and the libraries they need; and boots
+# each scenario of e2e/guest under QEMU in each of the arch's boots. On
+# x86_64: the production kernel with the CPUID hypervisor bit hidden
+# (WBINVD runs), the nvdimm-bypass and cxl-bypass kernels with it
+# visible (invalidation unsupported). On arm64: the agent kernel (KASAN)
+# with cxl_test and the test cache agent. Prints one line per check,
+# fails a boot whose console shows a kernel splat, and ends with
+# "N passed, N failed".
 #
-# Usage: run-e2e.sh [SCENARIO...]   (default: ndctl cxl namespace)
-# E2E_BOOTS="KERNEL/MODE ..." boots only those (default: all three).
+# Usage: [E2E_ARCH=ARCH] run-e2e.sh [SCENARIO...]
+#   (default: the arch's scenarios_default)
+# E2E_BOOTS="KERNEL/MODE ..." boots only those (default: all of the arch's).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+arch=${E2E_ARCH:-x86_64}
+conf="$top/e2e/arches/$arch.conf"
+[ -f "$conf" ] || die "E2E_ARCH=$arch: no e2e/arches/$arch.conf (there are: $(find "$top/e2e/arches" -name '*.conf' -printf '%f\n' | sed 's/\.conf$//' | sort | paste -sd' '))"
+kernel_arch='' cross_compile='' image='' busybox='' console='' results_dev='' out_name='' tag=''
+fragments=() test_modules=() test_sources=() guest_tools=() qemu=() results_args=()
+boots=() scenarios_default=()
+declare -A mode_args=()
+# shellcheck source=../e2e/arches/x86_64.conf
+. "$conf"
+
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(ndctl cxl namespace)
-all_boots="production/hidden nvdimm-bypass/visible cxl-bypass/visible"
+[ ${#scenarios[@]} -gt 0 ] || scenarios=("${scenarios_default[@]}")
+all_boots="${boots[*]}"
 read -r -a boots <<<"${E2E_BOOTS:-$all_boots}"
 for s in "${scenarios[@]}"; do
 	[ -f "$top/e2e/guest/$s.sh" ] || die "no scenario '$s' (e2e/guest/$s.sh)"
 done
 kernels=()
 for b in "${boots[@]}"; do
-	case " $all_boots " in *" $b "*) ;; *) die "E2E_BOOTS: no boot '$b' (one of: $all_boots)" ;; esac
+	case " $all_boots " in *" $b "*) ;; *) die "E2E_BOOTS: no $arch boot '$b' (one of: $all_boots)" ;; esac
+	[ -n "${mode_args[${b#*/}]+set}" ] || die "e2e/arches/$arch.conf: boot '$b' has no mode_args entry"
 	case " ${kernels[*]} " in *" ${b%/*} "*) ;; *) kernels+=("${b%/*}") ;; esac
 done
 [ -e "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
-for cmd in qemu-system-x86_64 busybox ndctl cxl keyctl kmod depmod cpio; do
+for cmd in "${qemu[0]}" "${guest_tools[@]}" depmod cpio "${cross_compile}gcc"; do
 	command -v "$cmd" >/dev/null || die "$cmd is not installed (run: make deps)"
 done
+[ -x "$busybox" ] || die "no busybox for $arch at '$busybox' (run: make deps)"
 
-out="$build_dir/e2e"
+out="$build_dir/$out_name"
 mkdir -p "$out"
 
-passed=0 failed=0 result_tag=e2e
+passed=0 failed=0 result_tag=${tag:?}
 
-cc=$(ccache_cc "")
-# kmake OBJ ARGS...: make in the series tree, objects in OBJ.
+cc=$(ccache_cc "$cross_compile")
+# kmake OBJ ARGS...: make in the series tree for the arch, objects in OBJ.
 kmake() {
 	local o=$1
 	shift
-	make -C "$tree" O="$o" -j"$(nproc)" ${cc:+"$cc"} "$@"
+	make -C "$tree" O="$o" ARCH="$kernel_arch" ${cross_compile:+CROSS_COMPILE="$cross_compile"} \
+		-j"$(nproc)" ${cc:+"$cc"} "$@"
 }
 # logged STEP LOG COMMAND...: run COMMAND into LOG; on failure name STEP
 # and show the end of LOG.
@@ -78,17 +95,17 @@ check_fragment() {
 build_kernel() {
 	local name=$1 kout="$out/$1" t0=$SECONDS kver d t ko
 	local obj="$kout/obj" extmod="$kout/extmod" root="$kout/root"
-	local frag="$top/e2e/kernels/$name.config"
+	local frags=("${fragments[@]/#/$top/}" "$top/e2e/kernels/$name.config") f
 	mkdir -p "$obj" "$extmod"
-	logged "configuring the $name kernel" "$kout/config.log" kmake "$obj" allnoconfig
-	logged "merging the $name fragments" "$kout/config.log" \
-		"$tree/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" \
-		"$top/e2e/kernel.config" "$frag"
-	logged "configuring the $name kernel" "$kout/config.log" kmake "$obj" olddefconfig
-	check_fragment "$top/e2e/kernel.config" "$obj/.config"
-	check_fragment "$frag" "$obj/.config"
-	note "building the $name kernel and modules in ${obj#"$top"/} ..."
-	logged "building the $name kernel" "$kout/build.log" kmake "$obj" bzImage modules
+	logged "configuring the $arch $name kernel" "$kout/config.log" kmake "$obj" allnoconfig
+	logged "merging the $arch $name fragments" "$kout/config.log" \
+		env ARCH="$kernel_arch" "$tree/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "${frags[@]}"
+	logged "configuring the $arch $name kernel" "$kout/config.log" kmake "$obj" olddefconfig
+	for f in "${frags[@]}"; do
+		check_fragment "$f" "$obj/.config"
+	done
+	note "building the $arch $name kernel and modules in ${obj#"$top"/} ..."
+	logged "building the $arch $name kernel" "$kout/build.log" kmake "$obj" "${image##*/}" modules
 	kver=$(cat "$obj/include/config/kernel.release")
 
 	# nfit_test and cxl_test compile drivers/ sources with wrapped symbols
@@ -96,7 +113,7 @@ build_kernel() {
 	# their source directory, so they build in a copy of what they
 	# compile, never in the series tree, whose in-tree objects must stay
 	# its own.
-	for d in tools/testing/nvdimm tools/testing/cxl drivers/nvdimm drivers/acpi/nfit drivers/dax drivers/cxl; do
+	for d in "${test_modules[@]}" "${test_sources[@]}"; do
 		mkdir -p "$extmod/$d"
 		rsync -a --include='*/' --include='*.[ch]' --include='Kbuild' --include='Makefile' \
 			--exclude='*' "$tree/$d/" "$extmod/$d/"
@@ -105,17 +122,18 @@ build_kernel() {
 	mkdir -p "$root"
 	logged "installing the $name kernel's modules" "$kout/install.log" \
 		kmake "$obj" INSTALL_MOD_PATH="$root" INSTALL_MOD_STRIP=1 modules_install
-	for t in nvdimm cxl; do
-		logged "building tools/testing/$t for $name" "$kout/$t-test.log" \
-			kmake "$obj" M="$extmod/tools/testing/$t" modules
-		logged "installing tools/testing/$t for $name" "$kout/$t-test.log" \
-			kmake "$obj" M="$extmod/tools/testing/$t" INSTALL_MOD_PATH="$root" INSTALL_MOD_STRIP=1 modules_install
+	for d in "${test_modules[@]}"; do
+		t=${d##*/}
+		logged "building $d for $name" "$kout/$t-test.log" \
+			kmake "$obj" M="$extmod/$d" modules
+		logged "installing $d for $name" "$kout/$t-test.log" \
+			kmake "$obj" M="$extmod/$d" INSTALL_MOD_PATH="$root" INSTALL_MOD_STRIP=1 modules_install
 	done
 	# The test builds replace the in-tree modules of the same name.
 	while read -r ko; do
 		find "$root/lib/modules/$kver/kernel" -name "$(basename "$ko")" -delete
 	done < <(find "$root/lib/modules/$kver/extra" -name '*.ko')
-	note "$name: kernel and test modules built in $((SECONDS - t0)) s"
+	note "$arch $name: kernel and test modules built in $((SECONDS - t0)) s"
 }
 
 # build_ns_modules NAME: the namespace module, with and without its
@@ -155,16 +173,15 @@ done
 
 # pack_initramfs NAME: busybox, the tools and their libraries, the
 # modules, the scenarios and the two namespace modules, in
-# build/e2e/NAME/initramfs.cpio.
+# build/E2E/NAME/initramfs.cpio. /init links busybox's applets at boot
+# (busybox --install), which leaves the tools' own names alone.
 pack_initramfs() {
 	local root="$out/$1/root" kver cmd bin lib applet
 	kver=$(cat "$out/$1/obj/include/config/kernel.release")
 	mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,e2e/import,e2e/noimport}
-	cp "$(command -v busybox)" "$root/bin/busybox"
-	for applet in $(busybox --list); do
-		[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
-	done
-	for cmd in ndctl cxl keyctl kmod; do
+	cp "$busybox" "$root/bin/busybox"
+	ln -sf busybox "$root/bin/sh"
+	for cmd in "${guest_tools[@]}"; do
 		bin=$(command -v "$cmd")
 		rm -f "$root/bin/$cmd"
 		cp "$bin" "$root/bin/$cmd"
@@ -174,9 +191,13 @@ pack_initramfs() {
 			cp -L "$lib" "$root$lib"
 		done
 	done
-	for applet in modprobe insmod rmmod lsmod depmod modinfo; do
-		ln -sf kmod "$root/bin/$applet"
-	done
+	case " ${guest_tools[*]} " in
+	*" kmod "*)
+		for applet in modprobe insmod rmmod lsmod depmod modinfo; do
+			ln -sf kmod "$root/bin/$applet"
+		done
+		;;
+	esac
 	logged "depmod for the $1 initramfs" "$out/$1/install.log" depmod -b "$root" "$kver"
 	cp "$top/e2e/guest/init" "$root/init"
 	chmod +x "$root/init"
@@ -191,8 +212,9 @@ for k in "${kernels[@]}"; do
 done
 
 # What a scenario's console must not show: warnings, bugs and lockdep's
-# reports (which start with WARNING: or BUG:, but not all of them).
-splat='WARNING:|BUG:|Call Trace|possible (circular|recursive) locking|inconsistent lock state|lock held when returning|INFO: task .* blocked|Oops'
+# reports (which start with WARNING: or BUG:, but not all of them); x86
+# prints "Call Trace", arm64 "Call trace".
+splat='WARNING:|BUG:|Call [Tt]race|possible (circular|recursive) locking|inconsistent lock state|lock held when returning|INFO: task .* blocked|Oops'
 
 # How many checks each path of a boot ran: the part of a check's name
 # before its first colon ("ndctl/race", "cxl/failed write-back").
@@ -203,18 +225,15 @@ for s in "${scenarios[@]}"; do
 	for b in "${boots[@]}"; do
 		k=${b%/*} m=${b#*/}
 		log="$out/$s-$k-$m.log"
-		case $m in
-		hidden) cpu=qemu64,-hypervisor ;;
-		visible) cpu=qemu64,+hypervisor ;;
-		esac
-		# The console (ttyS0) and the results port (ttyS1), apart.
+		read -r -a cpu <<<"${mode_args[$m]}"
+		# The console and the results port, apart.
 		results="$out/$s-$k-$m.results"
 		rm -f "$results"
 		t0=$SECONDS
-		timeout 900 qemu-system-x86_64 -nographic -no-reboot -m 3G -smp 2 -cpu "$cpu" \
-			-serial mon:stdio -serial file:"$results" \
-			-kernel "$out/$k/obj/arch/x86/boot/bzImage" -initrd "$out/$k/initramfs.cpio" \
-			-append "console=ttyS0 loglevel=5 panic=-1 e2e.scenario=$s e2e.mode=$m e2e.kernel=$k" \
+		timeout 900 "${qemu[@]}" -nographic -no-reboot "${cpu[@]}" -serial mon:stdio \
+			"${results_args[@]//@RESULTS@/$results}" \
+			-kernel "$out/$k/obj/$image" -initrd "$out/$k/initramfs.cpio" \
+			-append "console=$console loglevel=5 panic=-1 e2e.scenario=$s e2e.mode=$m e2e.kernel=$k e2e.results=$results_dev" \
 			</dev/null >"$log" 2>&1 || true
 		[ -f "$results" ] || touch "$results"
 		n=0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: every check of the project, stage by stage: the patched tree,
 # checkpatch on each patch, the workspace's own tests, the KUnit runs of every
-# architecture in kunit/, the NVDIMM/CXL end-to-end run, and the upstream
+# architecture in kunit/, the end-to-end runs of every architecture in
+# e2e/arches/, and the upstream
 # gates but randconfig. Prints each stage's lines, the time of each
 # stage, and ends with the total "N passed, N failed".
 set -euo pipefail
@@ -15,7 +16,10 @@ while read -r conf; do
 	arch=$(basename "$conf" .conf)
 	stages+=("kunit $arch|$top/scripts/run-kunit.sh $arch")
 done < <(find "$top/kunit" -name '*.conf' | LC_ALL=C sort)
-stages+=("e2e|$top/scripts/run-e2e.sh")
+while read -r conf; do
+	arch=$(basename "$conf" .conf)
+	stages+=("e2e $arch|env E2E_ARCH=$arch $top/scripts/run-e2e.sh")
+done < <(find "$top/e2e/arches" -name '*.conf' | LC_ALL=C sort)
 # Every gate but randconfig, which takes hours cold: make gates runs it.
 stages+=("gates|$top/scripts/run-gates.sh patches wc builds debian docs shellcheck")
 

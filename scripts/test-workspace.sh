@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Tests of the series workspace itself: export is deterministic and
 # round-trips, export-check names unexported commits, make tree keeps a
-# developer's work and names a patch that does not apply, and quilt can
-# apply the series. Changes happen in a scratch clone of build/linux, never
+# developer's work and names a patch that does not apply, quilt can
+# apply the series, and make e2e refuses an architecture or a boot it has
+# no data for. Changes happen in a scratch clone of build/linux, never
 # in build/linux itself. One line per check; ends with the total.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -102,6 +103,16 @@ quilt_applies_series() {
 	done < <(tgit diff --name-only "$base_tag" "$series_branch")
 }
 
+# e2e_refuses WANT ENV...: run-e2e.sh, with the environment ENV, stops
+# before building anything, with an error that says WANT.
+e2e_refuses() {
+	local want=$1 out rc=0
+	shift
+	out=$(env "$@" "$top/scripts/run-e2e.sh" 2>&1) || rc=$?
+	[ "$rc" -ne 0 ] || { echo "run-e2e.sh with $* exited 0"; return 1; }
+	grep -qF -- "$want" <<<"$out" || { echo "run-e2e.sh with $* did not say '$want': $out"; return 1; }
+}
+
 check "export is deterministic" format_twice_identical
 check "patches/ is the export of build/linux (make export-check)" "$top/scripts/export-check.sh"
 check "scratch clone of build/linux" make_scratch
@@ -110,6 +121,11 @@ check "export-check names an unexported commit" export_check_names_commit
 check "make tree keeps unexported work" tree_keeps_work
 check "make tree names a patch that does not apply" broken_patch_named
 check "quilt applies patches/series to the base" quilt_applies_series
+check "make e2e names an architecture it has no data for" \
+	e2e_refuses "E2E_ARCH=sparc: no e2e/arches/sparc.conf (there are: arm64 x86_64)" E2E_ARCH=sparc
+check "make e2e names a boot its architecture lacks" \
+	e2e_refuses "E2E_BOOTS: no arm64 boot 'production/hidden' (one of: agent/virt)" \
+	E2E_ARCH=arm64 E2E_BOOTS=production/hidden
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

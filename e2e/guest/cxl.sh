@@ -12,32 +12,6 @@
 # refusing the teardown. In a guest, without
 # CONFIG_CXL_REGION_INVALIDATION_TEST, a region refuses to activate.
 
-devices=/sys/bus/cxl/devices
-
-# root_decoder WAYS: a pmem-capable root decoder of cxl_test with WAYS
-# targets (host bridges).
-root_decoder() {
-	for d in "$devices"/decoder0.*; do
-		[ "$(cat "$d/cap_pmem" 2>/dev/null)" = 1 ] || continue
-		[ "$(tr "," "\n" <"$d/target_list" | grep -c .)" -eq "$1" ] || continue
-		echo "${d##*/}"
-		return
-	done
-}
-
-# memdev_below BRIDGE: a memdev below host bridge BRIDGE (a target_list
-# entry), whose id cxl_test gives as the bridge's platform device number.
-memdev_below() {
-	for m in "$devices"/mem*; do
-		case $(readlink -f "$m") in
-		*/cxl_host_bridge."$1"/*)
-			echo "${m##*/}"
-			return
-			;;
-		esac
-	done
-}
-
 regions_of() { find "$devices/$1/" -maxdepth 1 -name 'region*' | sed 's,.*/,,' | sort; }
 
 # create_region DECODER MEMDEV...: after trace_start, cxl create-region
@@ -178,15 +152,7 @@ detach() {
 }
 
 trace_start
-# What udev would load, in the order it would: the ports must exist
-# before cxl_mem probes the memdevs below them.
-if ! run load modprobe cxl_test; then
-	return
-fi
-for m in cxl_acpi cxl_port cxl_mem cxl_pmem; do
-	modprobe "$m" || fail load "modprobe $m"
-	coldplug
-done
+cxl_load || return
 # The emulated topology probes asynchronously; cxl list waits for it.
 cxl list -M >/dev/null
 decoder=$(root_decoder 1)
@@ -203,14 +169,7 @@ if [ -z "$decoder" ] || [ -z "$memdev" ] || [ -z "$decoder2" ] || [ $# -ne 2 ]; 
 	return
 fi
 pass topology "x1 root decoder $decoder over $memdev, x2 $decoder2 over$memdevs2"
-# shellcheck disable=SC2016 # a kprobe fetch argument, not a variable
-if kprobe e2e_release device_release_driver 'name=+0(+0($arg1)):string' &&
-	kprobe e2e_reset cxl_test:mock_decoder_reset &&
-	kprobe e2e_commit cxl_test:mock_decoder_commit; then
-	pass "order probes" "device_release_driver, mock_decoder_reset, mock_decoder_commit"
-else
-	fail "order probes" "kprobe events not accepted"
-fi
+cxl_order_probes
 expect_events load 0
 
 if create create "$decoder" "$memdev"; then

@@ -8,15 +8,16 @@
 # Every check prints one line the host counts:
 #   E2E pass <scenario>/<check>[: detail]
 #   E2E FAIL <scenario>/<check>: what went wrong
-# on the console, for whoever reads the log, and on the second serial
-# port (ttyS1, which /init sets up), where printk never writes: the host
+# on the console, for whoever reads the log, and on the results port
+# (e2e.results=: ttyS1 on x86_64, a virtio console on arm64; /init sets
+# it up), where printk never writes: the host
 # reads the results there, and compares their number with the tally
 # /init prints last ("E2E done N"), so that no result is lost unseen.
 
 tracing=/sys/kernel/tracing
 event=$tracing/events/memregion/cpu_cache_invalidate_memregion
 
-results=/dev/ttyS1
+results=${results_dev:?e2e.results= names the results port}
 nresults=0
 # say LINE: LINE on the console and on the results port.
 say() {
@@ -205,4 +206,56 @@ no_injection() {
 expect_injected() {
 	_left=$(cat "$fail_function/times" 2>/dev/null)
 	if [ "$_left" = 0 ]; then pass "$1" "one failure injected"; else fail "$1" "fail_function times is '$_left', expected 0"; fi
+}
+
+# The CXL scenarios, on cxl_test's emulated topology.
+devices=/sys/bus/cxl/devices
+
+# root_decoder WAYS: a pmem-capable root decoder of cxl_test with WAYS
+# targets (host bridges).
+root_decoder() {
+	for d in "$devices"/decoder0.*; do
+		[ "$(cat "$d/cap_pmem" 2>/dev/null)" = 1 ] || continue
+		[ "$(tr "," "\n" <"$d/target_list" | grep -c .)" -eq "$1" ] || continue
+		echo "${d##*/}"
+		return
+	done
+}
+
+# memdev_below BRIDGE: a memdev below host bridge BRIDGE (a target_list
+# entry), whose id cxl_test gives as the bridge's platform device number.
+memdev_below() {
+	for m in "$devices"/mem*; do
+		case $(readlink -f "$m") in
+		*/cxl_host_bridge."$1"/*)
+			echo "${m##*/}"
+			return
+			;;
+		esac
+	done
+}
+
+# cxl_load: cxl_test and what udev would load after it, in the order it
+# would: the ports must exist before cxl_mem probes the memdevs below
+# them. False if cxl_test does not load.
+cxl_load() {
+	run load modprobe cxl_test || return 1
+	for _m in cxl_acpi cxl_port cxl_mem cxl_pmem; do
+		modprobe "$_m" || fail load "modprobe $_m"
+		coldplug
+	done
+}
+
+# cxl_order_probes: kprobe events for the order checks: e2e_release (a
+# device's driver released, with its name), e2e_reset and e2e_commit
+# (cxl_test's decoders reset and committed).
+cxl_order_probes() {
+	# shellcheck disable=SC2016 # a kprobe fetch argument, not a variable
+	if kprobe e2e_release device_release_driver 'name=+0(+0($arg1)):string' &&
+		kprobe e2e_reset cxl_test:mock_decoder_reset &&
+		kprobe e2e_commit cxl_test:mock_decoder_commit; then
+		pass "order probes" "device_release_driver, mock_decoder_reset, mock_decoder_commit"
+	else
+		fail "order probes" "kprobe events not accepted"
+	fi
 }

@@ -1,0 +1,190 @@
+# shellcheck shell=sh
+# shellcheck disable=SC2154 # /init sets $scenario, $mode and $kernel
+# The agent scenario (arm64, e2e/arches/arm64.conf): CXL regions through
+# the generic registry of platform cache agents, on cxl_test's emulated
+# memdevs, with tools/testing/cache's cache_agent_test, which records
+# every request. No cxl tool here: regions are made through sysfs, as
+# cxl create-region makes them.
+#
+# 1. No agent: the commit marks the region, its activation is refused
+#    with its range and the way out, nothing is invalidated.
+# 2. The agent loaded: enabling the marked region again invalidates its
+#    exact range through the agent, once (wbinv, then done).
+# 3. Teardown: one write-back of the range, after the region driver was
+#    released and before the decoders are reset.
+# 4. Commit: one invalidation of the range before the decoders are
+#    committed; the activation then asks nothing more.
+# 5. A failing agent: the commit is refused with the range, no decoder
+#    is committed, done is not called; the retry commits.
+# 6. The agent unloaded with the region active: the teardown goes on
+#    without a write-back (a warning names the range), the next
+#    activation is refused again: has() is false; KASAN watches for a
+#    use of the agent's memory after it went.
+
+agent_dir=/sys/kernel/debug/cache_agent_test
+size=0x10000000
+
+# agent_log: the agent's requests since agent_clear, ";"-separated.
+agent_log() { paste -sd ';' "$agent_dir/requests"; }
+agent_clear() { echo >"$agent_dir/requests"; }
+
+# expect_agent CHECK WANT: the agent's requests are exactly WANT.
+expect_agent() {
+	_got=$(agent_log)
+	if [ "$_got" = "$2" ]; then pass "$1" "agent: $_got"; else fail "$1" "agent: '$_got', expected '$2'"; fi
+}
+
+# request START LEN: how the agent logs a request of that range (%pa,
+# then %#zx).
+request() { printf 'wbinv 0x%016x %s' "$(($1))" "$(hex "$2")"; }
+
+# endpoint_decoder MEMDEV: the first decoder of MEMDEV's endpoint port.
+endpoint_decoder() {
+	for _e in "$devices"/endpoint*; do
+		[ "$(readlink -f "$_e/uport")" = "$(readlink -f "$devices/$1")" ] || continue
+		for _d in "$_e"/decoder*; do
+			echo "${_d##*/}"
+			return
+		done
+	done
+}
+
+# sysfs CHECK VALUE FILE: write VALUE to FILE; a check only if it fails.
+sysfs() {
+	echo "$2" >"$3" 2>/tmp/sysfs.err && return 0
+	fail "$1" "echo $2 >${3#/sys/bus/cxl/devices/}: $(cat /tmp/sysfs.err)"
+	return 1
+}
+
+# make_region DECODER MEMDEV: a pmem region of $size on root decoder
+# DECODER over MEMDEV's endpoint decoder $epd, configured as cxl
+# create-region configures it, not committed; sets $region and $start.
+make_region() {
+	region=$(cat "$devices/$1/create_pmem_region")
+	sysfs "create $region" "$region" "$devices/$1/create_pmem_region" || return 1
+	_r=$devices/$region
+	epd=$(endpoint_decoder "$2")
+	sysfs "$region uuid" "$(cat /proc/sys/kernel/random/uuid)" "$_r/uuid" &&
+		sysfs "$region granularity" "$(cat "$devices/$1/interleave_granularity")" "$_r/interleave_granularity" &&
+		sysfs "$region ways" 1 "$_r/interleave_ways" &&
+		sysfs "$region size" "$size" "$_r/size" &&
+		sysfs "$epd mode" pmem "$devices/$epd/mode" &&
+		sysfs "$epd dpa_size" "$size" "$devices/$epd/dpa_size" &&
+		sysfs "$region target0" "$epd" "$_r/target0" || return 1
+	start=$(cat "$_r/resource")
+	pass "create $region" "$(hex "$size") bytes at $(hex "$start") over $epd of $2"
+}
+
+bind() { echo "$region" >/sys/bus/cxl/drivers/cxl_region/bind 2>/tmp/bind.err; }
+unbind() { echo "$region" >/sys/bus/cxl/drivers/cxl_region/unbind; }
+
+# expect_refused CHECK: binding $region is refused for want of
+# invalidation, with its range and the way out.
+expect_refused() {
+	trace_start
+	if bind; then
+		fail "$1" "$region activated"
+		return
+	fi
+	pass "$1" "bind: $(cat /tmp/bind.err)"
+	expect_log "$1: message names the range" "$region: not activated: CPU caches may hold stale data of $(pr_range "$start" "$size")"
+	expect_log "$1: message names the way out" "or no cache agent is registered); to activate it anyway, set cxl_core.activate_incoherent=1"
+	expect_events "$1: nothing invalidated" 0
+}
+
+trace_start
+cxl_load || return
+decoder=
+for _i in 1 2 3 4 5 6 7 8 9 10; do
+	decoder=$(root_decoder 1)
+	memdev=$(memdev_below "$(cat "$devices/$decoder/target_list" 2>/dev/null)")
+	[ -n "$memdev" ] && [ -e "$devices/$memdev" ] && [ -n "$(endpoint_decoder "$memdev")" ] && break
+	sleep 1
+done
+if [ -z "$decoder" ] || [ -z "$memdev" ]; then
+	fail topology "no x1 pmem root decoder with a memdev ('$decoder' '$memdev')"
+	return
+fi
+pass topology "x1 root decoder $decoder over $memdev"
+cxl_order_probes
+expect_events load 0
+
+# 1. No agent.
+if [ -e "$agent_dir" ]; then fail "no agent" "cache_agent_test is loaded"; else pass "no agent" "cache_agent_test not loaded"; fi
+make_region "$decoder" "$memdev" || return
+trace_start
+sysfs "commit $region" 1 "$devices/$region/commit" || return
+if [ "$(cat "$devices/$region/commit")" = 1 ]; then pass "commit $region without an agent" "committed, marked"; else fail "commit $region without an agent" "commit reads $(cat "$devices/$region/commit")"; fi
+expect_events "commit $region without an agent: nothing invalidated" 0
+expect_order "commit $region without an agent: order" "e2e_commit"
+expect_refused "no agent: $region refused"
+
+# 2. The agent registers; the marked region is enabled again.
+trace_start
+run "load the agent" modprobe cache_agent_test || return
+expect_log "agent registered" "registered: CPU cache invalidation now reaches this agent"
+agent_clear
+if bind && active "$devices/$region"; then pass "agent: $region activated"; else fail "agent: $region activated" "bind: $(cat /tmp/bind.err)"; fi
+expect_agent "agent: one request of $region's range" "$(request "$start" "$size");done"
+expect_events "agent: $region activation" 1 "$start" "$size" 0
+
+# 3. Teardown.
+trace_start
+agent_clear
+unbind
+sysfs "decommit $region" 0 "$devices/$region/commit"
+expect_agent "teardown: one write-back of $region's range" "$(request "$start" "$size");done"
+expect_events "teardown: $region" 1 "$start" "$size" 0
+expect_order "teardown: $region order" "*release:$region *memregion e2e_reset*"
+
+# 4. Commit with the agent, then activate.
+trace_start
+agent_clear
+sysfs "commit $region with the agent" 1 "$devices/$region/commit"
+expect_agent "commit: one invalidation of $region's range" "$(request "$start" "$size");done"
+expect_order "commit: $region invalidated before its decoders commit" "memregion e2e_commit"
+agent_clear
+if bind && active "$devices/$region"; then pass "commit: $region activated"; else fail "commit: $region activated" "bind: $(cat /tmp/bind.err)"; fi
+expect_agent "commit: the activation asks nothing more" ""
+
+# 5. A failing agent.
+unbind
+sysfs "decommit $region before the failure" 0 "$devices/$region/commit"
+trace_start
+agent_clear
+echo 1 >"$agent_dir/fail"
+if echo 1 >"$devices/$region/commit" 2>/tmp/commit.err; then
+	fail "failing agent: commit refused" "committed"
+else
+	pass "failing agent: commit refused" "$(cat /tmp/commit.err)"
+fi
+expect_log "failing agent: refusal names the range" "$region: not committed: CPU cache invalidation of $(pr_range "$start" "$size")"
+expect_log "failing agent: the registry names the agent" "agent_wbinv [cache_agent_test]: write-back and invalidation of"
+expect_agent "failing agent: no done for the failed request" "$(request "$start" "$size") failed"
+expect_order "failing agent: no decoder committed" "memregion"
+if [ "$(cat "$devices/$region/commit")" = 0 ]; then pass "failing agent: $region not committed"; else fail "failing agent: $region not committed" "commit reads 1"; fi
+trace_start
+agent_clear
+sysfs "failing agent: retry" 1 "$devices/$region/commit"
+expect_agent "failing agent: the retry's request" "$(request "$start" "$size");done"
+expect_order "failing agent: the retry commits" "memregion e2e_commit"
+if bind && active "$devices/$region"; then pass "failing agent: $region activated after the retry"; else fail "failing agent: $region activated after the retry" "bind: $(cat /tmp/bind.err)"; fi
+
+# 6. The agent unloaded with the region active.
+trace_start
+run "unload the agent with $region active" rmmod cache_agent_test
+expect_log "agent unregistered" "cache_agent_test: unregistered"
+if [ -e "$agent_dir" ]; then fail "agent gone" "$agent_dir remains"; else pass "agent gone" "no $agent_dir"; fi
+unbind
+sysfs "decommit $region without the agent" 0 "$devices/$region/commit"
+expect_events "no agent: teardown without a write-back" 0
+expect_log "no agent: teardown warning names the range" "decoders of $(pr_range "$start" "$size")"
+expect_order "no agent: decoders reset all the same" "*release:$region *e2e_reset*"
+trace_start
+sysfs "commit $region again without the agent" 1 "$devices/$region/commit"
+expect_events "commit $region again without the agent: nothing invalidated" 0
+expect_refused "has() false again: $region refused"
+sysfs "decommit $region" 0 "$devices/$region/commit"
+sysfs "detach $epd" "" "$devices/$region/target0"
+sysfs "free $epd" 0 "$devices/$epd/dpa_size"
+run "delete $region" sh -c "echo $region >$devices/$decoder/delete_region"
