@@ -43,24 +43,27 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		{ echo "install-deps: apt-get install failed for: ${missing[*]}" >&2; exit 1; }
 fi
 
-# The foreign packages: apt must know ARCH's packages (dpkg's foreign
-# architectures, then an update) to download one; it installs none.
+# The foreign packages, through an apt state of their own under build/deps
+# (ARCH's package lists, a cache, no dpkg status), so that this machine's
+# dpkg and apt configuration stay as they are: nothing is installed, and
+# no architecture is added.
 for line in "${unpacked[@]}"; do
 	read -r arch pkg <<<"$line"
 	dest="$top/build/deps/$arch/$pkg"
-	if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
-		echo "install-deps: adding $arch to dpkg's foreign architectures, to download $pkg:$arch"
-		"${sudo[@]}" dpkg --add-architecture "$arch" ||
-			{ echo "install-deps: dpkg --add-architecture $arch failed" >&2; exit 1; }
-	fi
-	if ! apt-cache show "$pkg:$arch" >/dev/null 2>&1; then
-		"${sudo[@]}" apt-get update -qq ||
-			{ echo "install-deps: apt-get update failed" >&2; exit 1; }
+	state="$top/build/deps/$arch/apt"
+	apt=(apt-get -qq -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch"
+		-o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache"
+		-o Dir::State::status=/dev/null -o Debug::NoLocking=1)
+	mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
+	if ! "${apt[@]}" update >"$dest.log" 2>&1; then
+		cat "$dest.log" >&2
+		echo "install-deps: apt-get update of the $arch package lists failed (into build/deps/$arch/apt)" >&2
+		exit 1
 	fi
 	echo "install-deps: downloading $pkg:$arch, unpacking it into build/deps/$arch/$pkg"
 	rm -rf "$dest"
 	mkdir -p "$dest"
-	if ! (cd "$top/build/deps/$arch" && apt-get download -qq "$pkg:$arch") >"$dest.log" 2>&1; then
+	if ! (cd "$top/build/deps/$arch" && "${apt[@]}" download "$pkg") >>"$dest.log" 2>&1; then
 		cat "$dest.log" >&2
 		echo "install-deps: apt-get download $pkg:$arch failed" >&2
 		exit 1

@@ -8,18 +8,26 @@
 #
 # 1. No agent: the commit marks the region, its activation is refused
 #    with its range and the way out, nothing is invalidated.
-# 2. The agent loaded: enabling the marked region again invalidates its
-#    exact range through the agent, once (wbinv, then done).
-# 3. Teardown: one write-back of the range, after the region driver was
-#    released and before the decoders are reset.
+# 2. The agent loaded: enabling the marked region again, with the agent
+#    failing, is refused with the range (no done); enabled again, it
+#    invalidates its exact range through the agent, once (wbinv, then
+#    done), before the pmem region is registered; unbound and bound
+#    again, nothing more.
+# 3. Teardown of the bound region: one write-back of the range, after
+#    the region driver was released and before the decoders are reset.
 # 4. Commit: one invalidation of the range before the decoders are
 #    committed; the activation then asks nothing more.
-# 5. A failing agent: the commit is refused with the range, no decoder
-#    is committed, done is not called; the retry commits.
-# 6. The agent unloaded with the region active: the teardown goes on
-#    without a write-back (a warning names the range), the next
-#    activation is refused again: has() is false; KASAN watches for a
-#    use of the agent's memory after it went.
+# 5. A failing agent at the commit: refused with the range, no decoder
+#    committed, done not called; the retry commits.
+# 6. The agent unloaded with the region active: bound again, the region
+#    (committed while the agent was there) activates without an
+#    invalidation; its teardown goes on without a write-back (a warning
+#    names the range); committed again, its activation is refused:
+#    has() is false.
+# 7. The agent unloaded while a write-back it holds is in flight (done
+#    delayed): the unload waits for it ("done" before "unregistered"),
+#    and nothing calls into the module after it went; KASAN and lockdep
+#    watch the whole boot.
 
 agent_dir=/sys/kernel/debug/cache_agent_test
 size=0x10000000
@@ -111,6 +119,7 @@ expect_events load 0
 
 # 1. No agent.
 if [ -e "$agent_dir" ]; then fail "no agent" "cache_agent_test is loaded"; else pass "no agent" "cache_agent_test not loaded"; fi
+expect_taint "no agent: no test taint yet" 0
 make_region "$decoder" "$memdev" || return
 trace_start
 sysfs "commit $region" 1 "$devices/$region/commit" || return
@@ -119,23 +128,46 @@ expect_events "commit $region without an agent: nothing invalidated" 0
 expect_order "commit $region without an agent: order" "e2e_commit"
 expect_refused "no agent: $region refused"
 
-# 2. The agent registers; the marked region is enabled again.
+# 2. The agent registers; the marked region is enabled again, first
+# with the agent failing.
 trace_start
 run "load the agent" modprobe cache_agent_test || return
 expect_log "agent registered" "registered: CPU cache invalidation now reaches this agent"
+expect_taint "agent taints the kernel" 1
+kprobe e2e_pmem cxl_pmem:cxl_pmem_region_probe ||
+	fail "pmem probe kprobe" "not accepted"
+trace_start
+agent_clear
+echo 1 >"$agent_dir/fail"
+if bind; then
+	fail "agent fails: $region refused" "activated"
+else
+	pass "agent fails: $region refused" "bind: $(cat /tmp/bind.err)"
+fi
+if active "$devices/$region"; then fail "agent fails: $region not active" "has a driver"; else pass "agent fails: $region not active"; fi
+expect_log "agent fails: refusal names the range" "$region: not activated: CPU cache invalidation of $(pr_range "$start" "$size") failed: -5"
+expect_agent "agent fails: no done for the failed request" "$(request "$start" "$size") failed"
+expect_events "agent fails: one failed invalidation" 1 "$start" "$size" -5
+trace_start
 agent_clear
 if bind && active "$devices/$region"; then pass "agent: $region activated"; else fail "agent: $region activated" "bind: $(cat /tmp/bind.err)"; fi
 expect_agent "agent: one request of $region's range" "$(request "$start" "$size");done"
 expect_events "agent: $region activation" 1 "$start" "$size" 0
-
-# 3. Teardown.
+expect_order "agent: invalidated before the pmem region probes" "memregion e2e_pmem*"
 trace_start
 agent_clear
 unbind
+if bind && active "$devices/$region"; then pass "agent: $region bound again"; else fail "agent: $region bound again" "bind: $(cat /tmp/bind.err)"; fi
+expect_agent "agent: bound again, nothing asked" ""
+
+# 3. Teardown of the bound region: commit_store() releases the driver.
+trace_start
+agent_clear
 sysfs "decommit $region" 0 "$devices/$region/commit"
+if active "$devices/$region"; then fail "teardown: $region released" "still has a driver"; else pass "teardown: $region released"; fi
 expect_agent "teardown: one write-back of $region's range" "$(request "$start" "$size");done"
 expect_events "teardown: $region" 1 "$start" "$size" 0
-expect_order "teardown: $region order" "*release:$region *memregion e2e_reset*"
+expect_order "teardown: $region order" "*release:$region memregion e2e_reset*"
 
 # 4. Commit with the agent, then activate.
 trace_start
@@ -147,7 +179,7 @@ agent_clear
 if bind && active "$devices/$region"; then pass "commit: $region activated"; else fail "commit: $region activated" "bind: $(cat /tmp/bind.err)"; fi
 expect_agent "commit: the activation asks nothing more" ""
 
-# 5. A failing agent.
+# 5. A failing agent at the commit.
 unbind
 sysfs "decommit $region before the failure" 0 "$devices/$region/commit"
 trace_start
@@ -159,7 +191,7 @@ else
 	pass "failing agent: commit refused" "$(cat /tmp/commit.err)"
 fi
 expect_log "failing agent: refusal names the range" "$region: not committed: CPU cache invalidation of $(pr_range "$start" "$size")"
-expect_log "failing agent: the registry names the agent" "agent_wbinv [cache_agent_test]: write-back and invalidation of"
+expect_log "failing agent: the registry names the agent and the range" "agent_wbinv [cache_agent_test]: write-back and invalidation of $(printf '0x%016x' "$((start))")+$(hex "$size") failed: -5"
 expect_agent "failing agent: no done for the failed request" "$(request "$start" "$size") failed"
 expect_order "failing agent: no decoder committed" "memregion"
 if [ "$(cat "$devices/$region/commit")" = 0 ]; then pass "failing agent: $region not committed"; else fail "failing agent: $region not committed" "commit reads 1"; fi
@@ -175,16 +207,47 @@ trace_start
 run "unload the agent with $region active" rmmod cache_agent_test
 expect_log "agent unregistered" "cache_agent_test: unregistered"
 if [ -e "$agent_dir" ]; then fail "agent gone" "$agent_dir remains"; else pass "agent gone" "no $agent_dir"; fi
+trace_start
 unbind
+if bind && active "$devices/$region"; then
+	pass "unloaded: $region, committed with the agent, activates again"
+else
+	fail "unloaded: $region, committed with the agent, activates again" "bind: $(cat /tmp/bind.err)"
+fi
+expect_events "unloaded: nothing to invalidate at that activation" 0
+trace_start
 sysfs "decommit $region without the agent" 0 "$devices/$region/commit"
-expect_events "no agent: teardown without a write-back" 0
-expect_log "no agent: teardown warning names the range" "decoders of $(pr_range "$start" "$size")"
-expect_order "no agent: decoders reset all the same" "*release:$region *e2e_reset*"
+expect_events "unloaded: teardown without a write-back" 0
+expect_log "unloaded: teardown warning names the range" "decoders of $(pr_range "$start" "$size")"
+expect_order "unloaded: decoders reset all the same" "*release:$region e2e_reset*"
 trace_start
 sysfs "commit $region again without the agent" 1 "$devices/$region/commit"
 expect_events "commit $region again without the agent: nothing invalidated" 0
 expect_refused "has() false again: $region refused"
-sysfs "decommit $region" 0 "$devices/$region/commit"
+
+# 7. The agent unloaded while it holds a write-back: the registry's
+# mutex makes the unregistration wait for the request's done.
+run "load the agent again" modprobe cache_agent_test || return
+if bind && active "$devices/$region"; then pass "in flight: $region activated"; else fail "in flight: $region activated" "bind: $(cat /tmp/bind.err)"; fi
+echo 2000 >"$agent_dir/delay_ms"
+trace_start
+agent_clear
+echo 0 >"$devices/$region/commit" &
+decommit=$!
+# The write-back has reached the agent once its wbinv is logged.
+for _i in 1 2 3 4 5 6 7 8 9 10; do
+	grep -q '^wbinv' "$agent_dir/requests" && break
+	sleep 0.2
+done
+run "in flight: unload the agent during the write-back" rmmod cache_agent_test
+if wait "$decommit"; then pass "in flight: decommit of $region"; else fail "in flight: decommit of $region" "refused"; fi
+_order=$(dmesg | grep -o -e 'cache_agent_test: done, after 2000 ms' -e 'cache_agent_test: unregistered' | paste -sd ';' -)
+if [ "$_order" = "cache_agent_test: done, after 2000 ms;cache_agent_test: unregistered" ]; then
+	pass "in flight: the unload waited for the request's done" "$_order"
+else
+	fail "in flight: the unload waited for the request's done" "kernel log order: '$_order'"
+fi
+expect_events "in flight: one write-back, completed" 1 "$start" "$size" 0
 sysfs "detach $epd" "" "$devices/$region/target0"
 sysfs "free $epd" 0 "$devices/$epd/dpa_size"
 run "delete $region" sh -c "echo $region >$devices/$decoder/delete_region"

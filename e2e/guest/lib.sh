@@ -1,10 +1,12 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2034,SC2154 # $event is for the others; /init sets $scenario
 # Helpers for make e2e's scenarios; sourced by /init in the guest, which
-# sets $scenario, $mode ("hidden" or "visible": the CPUID hypervisor
-# bit) and $kernel ("nvdimm-bypass": CONFIG_NVDIMM_SECURITY_TEST on and
-# CONFIG_CXL_REGION_INVALIDATION_TEST off, "cxl-bypass": the reverse, or
-# "production": both off, and fail_function, which inject_failure uses).
+# sets $scenario, $mode (on x86_64 "hidden" or "visible": the CPUID
+# hypervisor bit; on arm64 "virt") and $kernel ("nvdimm-bypass":
+# CONFIG_NVDIMM_SECURITY_TEST on and CONFIG_CXL_REGION_INVALIDATION_TEST
+# off, "cxl-bypass": the reverse, "production": both off, and
+# fail_function, which inject_failure uses; "agent", arm64's: both off,
+# and KASAN).
 # Every check prints one line the host counts:
 #   E2E pass <scenario>/<check>[: detail]
 #   E2E FAIL <scenario>/<check>: what went wrong
