@@ -145,7 +145,7 @@ else
 	pass "agent fails: $region refused" "bind: $(cat /tmp/bind.err)"
 fi
 if active "$devices/$region"; then fail "agent fails: $region not active" "has a driver"; else pass "agent fails: $region not active"; fi
-expect_log "agent fails: refusal names the range" "$region: not activated: CPU cache invalidation of $(pr_range "$start" "$size") failed: -5"
+expect_log "agent fails: refusal names the range" "$region: not activated: CPU cache invalidation of $(pr_range "$start" "$size")"
 expect_agent "agent fails: no done for the failed request" "$(request "$start" "$size") failed"
 expect_events "agent fails: one failed invalidation" 1 "$start" "$size" -5
 trace_start
@@ -167,7 +167,9 @@ sysfs "decommit $region" 0 "$devices/$region/commit"
 if active "$devices/$region"; then fail "teardown: $region released" "still has a driver"; else pass "teardown: $region released"; fi
 expect_agent "teardown: one write-back of $region's range" "$(request "$start" "$size");done"
 expect_events "teardown: $region" 1 "$start" "$size" 0
-expect_order "teardown: $region order" "*release:$region memregion e2e_reset*"
+# commit_store() releases the region's driver first (its children's are
+# released within), then writes back, then resets the decoders.
+expect_order "teardown: $region order" "release:$region *memregion e2e_reset"
 
 # 4. Commit with the agent, then activate.
 trace_start
@@ -219,7 +221,7 @@ trace_start
 sysfs "decommit $region without the agent" 0 "$devices/$region/commit"
 expect_events "unloaded: teardown without a write-back" 0
 expect_log "unloaded: teardown warning names the range" "decoders of $(pr_range "$start" "$size")"
-expect_order "unloaded: decoders reset all the same" "*release:$region e2e_reset*"
+expect_order "unloaded: decoders reset all the same" "release:$region *e2e_reset"
 trace_start
 sysfs "commit $region again without the agent" 1 "$devices/$region/commit"
 expect_events "commit $region again without the agent: nothing invalidated" 0
