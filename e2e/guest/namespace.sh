@@ -23,7 +23,7 @@ if [ "$mode" = hidden ]; then
 	load "import: loads" start=0x100000000 len=0x200000
 	expect_log "import: call succeeds" "cpu_cache_invalidate_memregion(0x100000000, 0x200000) = 0"
 	expect_events "import: one call" 1 0x100000000 0x200000 0
-	# A range whose last byte is the top of the physical address space
+	# A range whose last byte is the top of phys_addr_t
 	# is valid; the same range one byte higher is not (below).
 	trace_start
 	load "import: top of memory" start=0xfffffffffffff000 len=0x1000
