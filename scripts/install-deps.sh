@@ -27,15 +27,14 @@ if [ "${#missing[@]}" -eq 0 ] && [ "${#unpacked[@]}" -eq 0 ]; then
 	exit 0
 fi
 
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-	command -v sudo >/dev/null ||
-		{ echo "install-deps: not root and no sudo; install as root: ${missing[*]} (and foreign: ${unpacked[*]})" >&2; exit 1; }
-	sudo=(sudo)
-fi
-
 export DEBIAN_FRONTEND=noninteractive
 if [ "${#missing[@]}" -gt 0 ]; then
+	sudo=()
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null ||
+			{ echo "install-deps: not root and no sudo; install as root: ${missing[*]}" >&2; exit 1; }
+		sudo=(sudo)
+	fi
 	echo "install-deps: installing ${missing[*]}"
 	"${sudo[@]}" apt-get update -qq ||
 		{ echo "install-deps: apt-get update failed" >&2; exit 1; }

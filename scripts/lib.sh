@@ -44,6 +44,12 @@ warn() {
 	echo "$prog: warning: $*" >&2
 }
 
+# arches DIR: the architectures DIR has a file ARCH.conf for, sorted, one
+# a line (kunit/, e2e/arches/).
+arches() {
+	find "$1" -maxdepth 1 -name '*.conf' -printf '%f\n' | sed 's/\.conf$//' | LC_ALL=C sort
+}
+
 note() {
 	echo "$prog: $*"
 }

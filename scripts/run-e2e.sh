@@ -25,7 +25,7 @@ set -euo pipefail
 
 arch=${E2E_ARCH:-x86_64}
 conf="$top/e2e/arches/$arch.conf"
-[ -f "$conf" ] || die "E2E_ARCH=$arch: no e2e/arches/$arch.conf (there are: $(find "$top/e2e/arches" -name '*.conf' -printf '%f\n' | sed 's/\.conf$//' | sort | paste -sd' '))"
+[ -f "$conf" ] || die "E2E_ARCH=$arch: no e2e/arches/$arch.conf (there are: $(arches "$top/e2e/arches" | paste -sd' '))"
 kernel_arch='' cross_compile='' image='' busybox='' console='' results_dev='' out_name='' tag=''
 fragments=() test_modules=() test_sources=() guest_tools=() qemu=() results_args=()
 boots=() scenarios_default=()

@@ -15,7 +15,7 @@ shift
 # The runs to make: all of kunit/ARCH.conf, or those named.
 only=("$@")
 conf="$top/kunit/$arch.conf"
-[ -f "$conf" ] || die "no kunit/$arch.conf: KUnit runs exist for $(find "$top/kunit" -name '*.conf' -printf '%f\n' | sed 's/\.conf$//' | sort | paste -sd' ')"
+[ -f "$conf" ] || die "no kunit/$arch.conf: KUnit runs exist for $(arches "$top/kunit" | paste -sd' ')"
 [ -e "$tree/.git" ] || die "no work tree at build/linux (run: make tree)"
 
 kunit_arch='' cross_compile='' qemu_args=''

@@ -12,14 +12,12 @@ set -euo pipefail
 stages=("tree|$top/scripts/prepare-tree.sh"
 	"checkpatch|$top/scripts/check-patches.sh"
 	"workspace|$top/scripts/test-workspace.sh")
-while read -r conf; do
-	arch=$(basename "$conf" .conf)
+for arch in $(arches "$top/kunit"); do
 	stages+=("kunit $arch|$top/scripts/run-kunit.sh $arch")
-done < <(find "$top/kunit" -name '*.conf' | LC_ALL=C sort)
-while read -r conf; do
-	arch=$(basename "$conf" .conf)
+done
+for arch in $(arches "$top/e2e/arches"); do
 	stages+=("e2e $arch|env E2E_ARCH=$arch $top/scripts/run-e2e.sh")
-done < <(find "$top/e2e/arches" -name '*.conf' | LC_ALL=C sort)
+done
 # Every gate but randconfig, which takes hours cold: make gates runs it.
 stages+=("gates|$top/scripts/run-gates.sh patches wc builds debian docs shellcheck")
 

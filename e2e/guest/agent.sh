@@ -83,18 +83,20 @@ make_region() {
 	pass "create $region" "$(hex "$size") bytes at $(hex "$start") over $epd of $2"
 }
 
-bind() { echo "$region" >/sys/bus/cxl/drivers/cxl_region/bind 2>/tmp/bind.err; }
+bind() { echo "$region" >/sys/bus/cxl/drivers/cxl_region/bind; }
+
+# expect_active CHECK: binding $region activates it.
+expect_active() {
+	if bind 2>/tmp/bind.err && active "$devices/$region"; then pass "$1"; else fail "$1" "bind: $(cat /tmp/bind.err)"; fi
+}
+
 unbind() { echo "$region" >/sys/bus/cxl/drivers/cxl_region/unbind; }
 
 # expect_refused CHECK: binding $region is refused for want of
 # invalidation, with its range and the way out.
 expect_refused() {
 	trace_start
-	if bind; then
-		fail "$1" "$region activated"
-		return
-	fi
-	pass "$1" "bind: $(cat /tmp/bind.err)"
+	refuse "$1" "No such device or address" bind || return
 	expect_log "$1: message names the range" "$region: not activated: CPU caches may hold stale data of $(pr_range "$start" "$size")"
 	expect_log "$1: message names the way out" "or no cache agent is registered); to activate it anyway, set cxl_core.activate_incoherent=1"
 	expect_events "$1: nothing invalidated" 0
@@ -139,25 +141,21 @@ kprobe e2e_pmem cxl_pmem:cxl_pmem_region_probe ||
 trace_start
 agent_clear
 echo 1 >"$agent_dir/fail"
-if bind; then
-	fail "agent fails: $region refused" "activated"
-else
-	pass "agent fails: $region refused" "bind: $(cat /tmp/bind.err)"
-fi
+refuse "agent fails: $region refused" "Input/output error" bind
 if active "$devices/$region"; then fail "agent fails: $region not active" "has a driver"; else pass "agent fails: $region not active"; fi
 expect_log "agent fails: refusal names the range" "$region: not activated: CPU cache invalidation of $(pr_range "$start" "$size")"
 expect_agent "agent fails: no done for the failed request" "$(request "$start" "$size") failed"
 expect_events "agent fails: one failed invalidation" 1 "$start" "$size" -5
 trace_start
 agent_clear
-if bind && active "$devices/$region"; then pass "agent: $region activated"; else fail "agent: $region activated" "bind: $(cat /tmp/bind.err)"; fi
+expect_active "agent: $region activated"
 expect_agent "agent: one request of $region's range" "$(request "$start" "$size");done"
 expect_events "agent: $region activation" 1 "$start" "$size" 0
 expect_order "agent: invalidated before the pmem region probes" "memregion e2e_pmem*"
 trace_start
 agent_clear
 unbind
-if bind && active "$devices/$region"; then pass "agent: $region bound again"; else fail "agent: $region bound again" "bind: $(cat /tmp/bind.err)"; fi
+expect_active "agent: $region bound again"
 expect_agent "agent: bound again, nothing asked" ""
 
 # 3. Teardown of the bound region: commit_store() releases the driver.
@@ -178,7 +176,7 @@ sysfs "commit $region with the agent" 1 "$devices/$region/commit"
 expect_agent "commit: one invalidation of $region's range" "$(request "$start" "$size");done"
 expect_order "commit: $region invalidated before its decoders commit" "memregion e2e_commit"
 agent_clear
-if bind && active "$devices/$region"; then pass "commit: $region activated"; else fail "commit: $region activated" "bind: $(cat /tmp/bind.err)"; fi
+expect_active "commit: $region activated"
 expect_agent "commit: the activation asks nothing more" ""
 
 # 5. A failing agent at the commit.
@@ -187,11 +185,7 @@ sysfs "decommit $region before the failure" 0 "$devices/$region/commit"
 trace_start
 agent_clear
 echo 1 >"$agent_dir/fail"
-if echo 1 >"$devices/$region/commit" 2>/tmp/commit.err; then
-	fail "failing agent: commit refused" "committed"
-else
-	pass "failing agent: commit refused" "$(cat /tmp/commit.err)"
-fi
+refuse "failing agent: commit refused" "Input/output error" sh -c "echo 1 >$devices/$region/commit"
 expect_log "failing agent: refusal names the range" "$region: not committed: CPU cache invalidation of $(pr_range "$start" "$size")"
 expect_log "failing agent: the registry names the agent and the range" "agent_wbinv [cache_agent_test]: write-back and invalidation of $(printf '0x%016x' "$((start))")+$(hex "$size") failed: -5"
 expect_agent "failing agent: no done for the failed request" "$(request "$start" "$size") failed"
@@ -202,7 +196,7 @@ agent_clear
 sysfs "failing agent: retry" 1 "$devices/$region/commit"
 expect_agent "failing agent: the retry's request" "$(request "$start" "$size");done"
 expect_order "failing agent: the retry commits" "memregion e2e_commit"
-if bind && active "$devices/$region"; then pass "failing agent: $region activated after the retry"; else fail "failing agent: $region activated after the retry" "bind: $(cat /tmp/bind.err)"; fi
+expect_active "failing agent: $region activated after the retry"
 
 # 6. The agent unloaded with the region active.
 trace_start
@@ -211,11 +205,7 @@ expect_log "agent unregistered" "cache_agent_test: unregistered"
 if [ -e "$agent_dir" ]; then fail "agent gone" "$agent_dir remains"; else pass "agent gone" "no $agent_dir"; fi
 trace_start
 unbind
-if bind && active "$devices/$region"; then
-	pass "unloaded: $region, committed with the agent, activates again"
-else
-	fail "unloaded: $region, committed with the agent, activates again" "bind: $(cat /tmp/bind.err)"
-fi
+expect_active "unloaded: $region, committed with the agent, activates again"
 expect_events "unloaded: nothing to invalidate at that activation" 0
 trace_start
 sysfs "decommit $region without the agent" 0 "$devices/$region/commit"
@@ -230,7 +220,7 @@ expect_refused "has() false again: $region refused"
 # 7. The agent unloaded while it holds a write-back: the registry's
 # mutex makes the unregistration wait for the request's done.
 run "load the agent again" modprobe cache_agent_test || return
-if bind && active "$devices/$region"; then pass "in flight: $region activated"; else fail "in flight: $region activated" "bind: $(cat /tmp/bind.err)"; fi
+expect_active "in flight: $region activated"
 echo 2000 >"$agent_dir/delay_ms"
 trace_start
 agent_clear
